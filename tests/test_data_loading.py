@@ -65,6 +65,11 @@ def test_good_file_loads_clean(tmp_path):
 def test_message_format_exact(tmp_path):
     path = write(tmp_path, with_row(3, "2015-01-06,11,11.5,10.5,-1.0,5.6,300"))
     assert load_error(path) == f"{path}: row 3 (2015-01-06), column 'Close': non-positive price -1.0"
+    with pytest.raises(DataError) as info:
+        load_ohlcv(path)
+    assert (info.value.row, info.value.date, info.value.column) == (3, "2015-01-06", "Close")
+    quoted = write(tmp_path, with_row(2, '2015-01-05,10.5,"1\n2",10,11,5.5,200'), "quoted.csv")
+    assert r"row 2 (2015-01-05), column 'High': expected a number, got '1\n2'" in load_error(quoted)
 
 
 BAD_ROWS = {  # kind -> (data row, replacement line, expected text fragments)

@@ -71,5 +71,6 @@ def list_datasets() -> pd.DataFrame:
     for info in DATASETS.values():
         df = load_dataset(info.name)
         rows.append({"name": info.name, "description": info.description, "start": df.index[0],
-                     "end": df.index[-1], "rows": len(df), "source_package": f"{info.package} {info.version}"})
+                     "end": df.index[-1], "rows": len(df),
+                     "source_package": f"{info.package} {info.version}"})
     return pd.DataFrame(rows, columns=["name", "description", "start", "end", "rows", "source_package"])

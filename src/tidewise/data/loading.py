@@ -47,7 +47,7 @@ class DataError(ValueError):
         if column is not None:
             where.append(f"column {column!r}")
         text = ": ".join([str(source), *([", ".join(where)] if where else []), problem])
-        super().__init__(" ".join(text.split()))  # one line, whatever the parts held
+        super().__init__(re.sub(r"\s*[\r\n\v\f]+\s*", " ", text))  # one line, whatever the parts held
 
 
 def _canonical(name: object) -> str | None:
@@ -201,7 +201,8 @@ class _Table:
         if len(hit) == 0:
             return np.ones(len(bad2), dtype=bool)
         if self.drop_invalid:
-            listed = ", ".join(str(r) for r in np.sort(self.rows[hit])[:5]) + (", ..." if len(hit) > 5 else "")
+            listed = ", ".join(str(r) for r in np.sort(self.rows[hit])[:5])
+            listed += ", ..." if len(hit) > 5 else ""
             self.notes.append(f"dropped {len(hit)} row{'s' if len(hit) > 1 else ''} with {reason} "
                               f"(row{'s' if len(hit) > 1 else ''} {listed})")
             self.keep(kept := ~bad2.any(axis=1))
@@ -273,7 +274,7 @@ def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if is_datetime64_any_dtype(s):
         d = pd.DatetimeIndex(s)
         d = d.tz_localize(None) if d.tz is not None else d
-        parsed, text = d.to_numpy(), np.array([str(v) for v in d], dtype=object)
+        parsed, text = d.to_numpy(), np.array(["" if v is pd.NaT else str(v) for v in d], dtype=object)
     else:
         text = np.array(["" if _is_missing(v) else str(v).strip() for v in s], dtype=object)
         filled = text[text != ""]
@@ -302,7 +303,7 @@ def validate_ohlcv(df: pd.DataFrame, source_name: str, *, price: str = "adj", fi
         raise ValueError(f"fill must be None or 'ffill', not {fill!r}")
     require = tuple(require)
     if unknown := [c for c in require if c not in (*OHLCV_COLUMNS, "adj_close")]:
-        raise ValueError(f"unknown required column(s) {unknown}; choose from {OHLCV_COLUMNS + ('adj_close',)}")
+        raise ValueError(f"unknown required column(s) {unknown}; choose from {(*OHLCV_COLUMNS, 'adj_close')}")
     name = str(source_name)
     df = _with_date_column(df)
     original: dict[str, str] = {}
@@ -310,7 +311,8 @@ def validate_ohlcv(df: pd.DataFrame, source_name: str, *, price: str = "adj", fi
         if (canon := _canonical(col)) is None:
             continue  # extra columns (OpenInt, Dividends, ...) are ignored
         if canon in original:
-            raise DataError(name, f"columns {original[canon]!r} and {str(col)!r} both mean {canon!r}; keep one")
+            raise DataError(name, f"columns {original[canon]!r} and {str(col)!r} both mean {canon!r}; "
+                                  "keep one")
         original[canon] = str(col)
     if missing := [c for c in ("date", *require) if c not in original]:
         found = ", ".join(repr(str(c)) for c in df.columns) or "none"
@@ -324,13 +326,17 @@ def validate_ohlcv(df: pd.DataFrame, source_name: str, *, price: str = "adj", fi
     df = df.iloc[keep]
     missing_text = frozenset(_MISSING | {str(v).strip().lower() for v in na_values})
     t.dates, t.raw["date"] = _parse_dates(df[original["date"]])
-    used = [c for c in (*OHLCV_COLUMNS, "adj_close") if c in original and (c != "adj_close" or price == "adj")]
+    used = [c for c in (*OHLCV_COLUMNS, *(["adj_close"] if price == "adj" else [])) if c in original]
     wrong = np.zeros((len(df), len(used)), dtype=bool)  # (N, C)
     for j, c in enumerate(used):
         t.raw[c] = df[original[c]].to_numpy(dtype=object)
         t.values[c], wrong[:, j] = _parse_numbers(df[original[c]], missing_text)
-    wrong = wrong[t.fail(np.isnat(t.dates), ["date"], "missing or unparsable dates",
-           lambda i, j: "missing date" if t.raw["date"][i] == "" else f"cannot parse date {_show(t.raw['date'][i])}")]
+
+    def bad_date(i: int, j: int) -> str:
+        text = t.raw["date"][i]
+        return "missing date" if text == "" else f"cannot parse date {_show(text)}"
+
+    wrong = wrong[t.fail(np.isnat(t.dates), ["date"], "missing or unparsable dates", bad_date)]
     t.fail(wrong, used, "non-numeric values",
            lambda i, j: f"expected a number, got {_show(t.raw[used[j]][i])}")
     return _check_values(t, used, price, fill, notes)
@@ -381,8 +387,8 @@ def _check_values(t: _Table, used: list[str], price: str, fill: str | None,
                 hi, lo, v = t.values["high"], t.values["low"], t.values[c]
                 outside = (v > hi * (1 + _REL_TOL)) | (v < lo * (1 - _REL_TOL))
                 t.fail(outside, [c], f"{c} outside [low, high]",
-                       lambda i, j, c=c: f"{c} {_num(t.values[c][i])} outside [low {_num(t.values['low'][i])}, "
-                                         f"high {_num(t.values['high'][i])}]")
+                       lambda i, j, c=c: f"{c} {_num(t.values[c][i])} outside "
+                                         f"[low {_num(t.values['low'][i])}, high {_num(t.values['high'][i])}]")
     if "volume" in t.values:
         t.fail(t.values["volume"] < 0, ["volume"], "negative volume",
                lambda i, j: f"negative volume {_num(t.values['volume'][i])}")

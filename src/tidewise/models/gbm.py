@@ -17,7 +17,7 @@ class LightGBMModel(Forecaster):
 
     def __init__(self, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 15,
                  min_child_samples: int = 50, subsample: float = 0.8, colsample: float = 0.8,
-                 seed: int = 0, n_jobs: int = 2, **kwargs: Any) -> None:
+                 seed: int = 0, n_jobs: int = 1, **kwargs: Any) -> None:
         super().__init__(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
                          min_child_samples=min_child_samples, subsample=subsample,
                          colsample=colsample, seed=seed, n_jobs=n_jobs, **kwargs)
@@ -50,10 +50,11 @@ class LightGBMModel(Forecaster):
 
         Xt, yt = rows_xy(data.train)
         Xv, yv = rows_xy(data.val)
+        floor = 0.01 * float(yt["var"].mean())  # zero-return days would give log(0) outliers
         b = {"dir": self._train("binary", Xt, yt["dir"], Xv, yv["dir"]),
              "ret": self._train("regression", Xt, yt["ret"], Xv, yv["ret"]),
-             "var": self._train("regression", Xt, np.log(np.maximum(yt["var"], 1e-10)),
-                                Xv, np.log(np.maximum(yv["var"], 1e-10)))}
+             "var": self._train("regression", Xt, np.log(np.maximum(yt["var"], floor)),
+                                Xv, np.log(np.maximum(yv["var"], floor)))}
         for q, col in zip(data.quantiles, QUANTILE_COLUMNS):
             b[col] = self._train("quantile", Xt, yt["ret"], Xv, yv["ret"], alpha=q)
         self.boosters = b

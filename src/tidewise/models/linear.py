@@ -33,7 +33,8 @@ class LinearModel(Forecaster):
         Z = self.scaler.transform(data.X.iloc[rows])
         clf = LogisticRegression(C=self.C, max_iter=500).fit(Z, y["dir"].astype(int))
         reg = Ridge(alpha=self.alpha).fit(Z, y["ret"])
-        log_var = np.log(np.maximum(y["var"].to_numpy(), 1e-10))
+        floor = 0.01 * float(y["var"].mean())  # zero-return days would give log(0) outliers
+        log_var = np.log(np.maximum(y["var"].to_numpy(), floor))
         vreg = Ridge(alpha=self.alpha).fit(Z, log_var)
         # exp(E[log v]) underestimates E[v]; rescale by the training ratio (smearing estimate).
         smear = float(np.mean(y["var"]) / np.mean(np.exp(vreg.predict(Z))))

@@ -1,0 +1,206 @@
+"""tidewise command line: datasets, evaluate, forecast, report, bench, drift, traffic.
+
+User errors (a bad data file, too few rows, an unknown model) print ONE line and exit with code 2;
+tracebacks are for bugs only.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Lean, honest single-stock forecasting, and a drift toolkit.")
+# Leaderboards are wide: when not on a terminal (CI logs, pipes) do not squeeze them to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 220)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
+
+DATA_HELP = "Embedded dataset name (see `tidewise datasets`) or a CSV/Parquet path."
+SKILL = ("family", "acc", "AUC", "p(acc>up)", "DM p dir", "IC", "IC lo", "IC hi", "R2oos", "DM p ret",
+         "pinball", "cov80", "QLIKE", "DM p var", "Sharpe L/S", "SR lo", "SR hi")
+COMPUTE = ("family", "params", "FLOPs/sample", "train s/fold", "ms@b1", "ms/sample@b256", "peak MB")
+
+
+def _user_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _user_errors():
+    """Exceptions that are the user's input, not our bug."""
+    from tidewise.data import DataError
+    from tidewise.evaluation.walk_forward import NotEnoughData
+
+    return (DataError, NotEnoughData, KeyError, FileNotFoundError, ValueError)
+
+
+def _models(models: Optional[List[str]]) -> tuple[str, ...]:
+    from tidewise.evaluation.pipeline import DEFAULT_MODELS
+    from tidewise.models.registry import MODELS
+
+    if not models:
+        return DEFAULT_MODELS
+    names = tuple(n.strip() for m in models for n in m.split(",") if n.strip())
+    names = tuple(dict.fromkeys(n for n in (MODELS if names == ("all",) else names)))
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        _user_error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    return names
+
+
+@app.command()
+def datasets() -> None:
+    """List the embedded datasets with their date ranges and row counts."""
+    from rich.table import Table
+
+    from tidewise.data import list_datasets
+
+    table = Table(title="embedded datasets (offline)")
+    frame = list_datasets()
+    for col in frame.columns:
+        table.add_column(str(col))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+
+
+def _run_config(data, models, horizon, test_years, context, price, seed, cost_bps, fill, drop_invalid,
+                epochs=None):
+    from tidewise.evaluation.pipeline import RunConfig
+    from tidewise.models.registry import MODELS
+
+    names = _models(models)
+    params = {}
+    if epochs is not None:
+        neural = {n for n in names if MODELS[n].__qualname__.startswith("NeuralForecaster")}
+        params = {n: {"epochs": epochs} for n in neural}
+    return RunConfig(data=str(data), models=names, horizon=horizon, test_years=test_years,
+                     context=tuple(context or ()), price=price, seed=seed, cost_bps=cost_bps,
+                     fill=fill, drop_invalid=drop_invalid, model_params=params)
+
+
+@app.command()
+def evaluate(
+    data: str = typer.Option("msft", "--data", "-d", help=DATA_HELP),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m",
+                                               help="Comma-separated registry names, or 'all'."),
+    horizon: int = typer.Option(1, min=1, help="Forecast horizon h in trading days."),
+    test_years: int = typer.Option(6, min=1, help="Number of final calendar years used as test blocks."),
+    context: Optional[List[str]] = typer.Option(None, "--context", "-c",
+                                                help="Exogenous series (e.g. sp500, vix, or a path)."),
+    price: str = typer.Option("adj", help="adj (adjusted close when present) or raw."),
+    seed: int = typer.Option(0),
+    cost_bps: float = typer.Option(5.0, help="Trading cost per unit turnover, in basis points."),
+    fill: Optional[str] = typer.Option(None, help="Explicit repair: 'ffill' fills NaN/inf cells."),
+    drop_invalid: bool = typer.Option(False, help="Explicit repair: drop rows failing validation."),
+    epochs: Optional[int] = typer.Option(None, help="Override epochs for neural models."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<data>-<time>)."),
+) -> None:
+    """Walk-forward evaluation: leaderboard of every model and naive baseline, and a run folder."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tidewise.evaluation.pipeline import evaluate as run_evaluate
+    from tidewise.report.tables import rich_table
+
+    try:
+        cfg = _run_config(data, models, horizon, test_years, context, price, seed, cost_bps, fill,
+                          drop_invalid, epochs)
+        from tidewise.evaluation.pipeline import prepare
+        from tidewise.evaluation.walk_forward import plan_folds
+
+        prep = prepare(data, cfg)
+        n_folds = len(plan_folds(prep.X.index, cfg.walk_forward()))
+        for note in prep.notes:
+            err_console.print(f"[yellow]note:[/] {note}")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=err_console, transient=False) as bar:
+            task = bar.add_task("walk-forward", total=n_folds * len(cfg.models) + len(cfg.models))
+
+            def step(msg: str) -> None:
+                bar.update(task, description=msg[:60])
+                bar.advance(task)
+
+            result = run_evaluate(data, cfg, progress=step, prepared=prep)
+    except _user_errors() as exc:
+        _user_error(str(exc).strip("'\""))
+        return
+    run_dir = out or Path("runs") / f"{Path(str(data)).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result.save(run_dir)
+    console.print(rich_table(result.leaderboard, f"{data}: walk-forward skill "
+                             f"({test_years} test years, h={horizon})", SKILL))
+    console.print(rich_table(result.leaderboard, "compute (same run)", COMPUTE))
+    bh = result.buy_and_hold
+    console.print(f"buy & hold: Sharpe {bh['sharpe']:.2f}, annual return {bh['ann_return']:.3f}, "
+                  f"max drawdown {bh['max_drawdown']:.3f}")
+    console.print(f"run folder: {run_dir}  (report: {run_dir / 'report.html'})  "
+                  f"time: {result.seconds:.1f} s")
+
+
+@app.command()
+def forecast(
+    data: str = typer.Option("msft", "--data", "-d", help=DATA_HELP),
+    models: Optional[List[str]] = typer.Option(["hist_mean,linear,lgbm,garch,lean"], "--models", "-m"),
+    horizon: int = typer.Option(1, min=1),
+    context: Optional[List[str]] = typer.Option(None, "--context", "-c"),
+    price: str = typer.Option("adj"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Next trading day's direction probability, return quantiles and volatility, from the latest row."""
+    from rich.table import Table
+
+    from tidewise.evaluation.forecast import forecast as run_forecast
+
+    try:
+        cfg = _run_config(data, models, horizon, 1, context, price, seed, 5.0, None, False)
+        frame = run_forecast(data, cfg)
+    except _user_errors() as exc:
+        _user_error(str(exc).strip("'\""))
+        return
+    table = Table(title=f"{data}: forecast for the {horizon}-day return after {frame.attrs['as_of']}")
+    cols = ["p_up", "ret", "q10", "q50", "q90", "var", "vol_ann"]
+    table.add_column("model", style="bold")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, row in frame.iterrows():
+        table.add_row(name, *["-" if row[c] != row[c] else f"{row[c]:.5f}" for c in cols])
+    console.print(table)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run folder written by `tidewise evaluate`.")) -> None:
+    """(Re)build the self-contained HTML report of a run folder."""
+    from tidewise.report.html import write_report
+
+    if not (run_dir / "metrics.json").exists():
+        _user_error(f"{run_dir}: not a run folder (no metrics.json)")
+    console.print(f"wrote {write_report(run_dir)}")
+
+
+def _mount_optional() -> None:
+    """Sub-apps from other parts of tidewise; each stays importable without the others."""
+    try:
+        from tidewise.traffic.app import traffic_app
+    except ModuleNotFoundError as exc:  # the traffic sub-app is not built in this checkout
+        if exc.name != "tidewise.traffic.app":
+            raise
+        return
+    app.add_typer(traffic_app, name="traffic", help="Network traffic under concept drift.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -167,6 +167,8 @@ def mmd_test(ref: Any, cur: Any, n_permutations: int = 200, seed: int = 0, alpha
     ``drifted`` only when the joint test rejects at ``alpha`` and its own p < ``alpha``
     (gatekeeping: no Bonferroni, which with P permutations could never go below 1/(1+P)).
     """
+    if n_permutations < 1:
+        raise ValueError("n_permutations must be >= 1")
     r, c = _frames(ref, cur)
     rng = np.random.default_rng(seed)
     X, Y = r.dropna().to_numpy(), c.dropna().to_numpy()

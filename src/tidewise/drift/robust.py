@@ -91,6 +91,8 @@ def _cochran_q(b: np.ndarray, se: np.ndarray) -> np.ndarray:
 def _lgbm_importance(X: np.ndarray, y: np.ndarray, task: str, seed: int) -> np.ndarray:
     import lightgbm as lgb
 
+    if task == "classification" and len(np.unique(y)) < 2:  # nothing to learn in this environment
+        return np.full(X.shape[1], np.nan)
     kw = dict(n_estimators=100, learning_rate=0.05, num_leaves=15, min_child_samples=20,
               subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=seed, n_jobs=1,
               deterministic=True, force_row_wise=True, verbose=-1, importance_type="gain")
@@ -197,32 +199,27 @@ class RobustFeatureSelector:
             with np.errstate(divide="ignore", invalid="ignore"):
                 stab = np.where(np.abs(ic_mean) > 0, np.abs(ic_mean) / (np.abs(ic_mean) + ic_std), 0.0)
         elif self.method == "importance_stability":
-            mu, sd = imp.mean(axis=0), imp.std(axis=0, ddof=1)
-            stab = np.where(mu > 0, mu / (mu + sd), 0.0)
+            mu, sd = np.nanmean(imp, axis=0), np.nanstd(imp, axis=0, ddof=1)
+            stab = np.where(mu > 0, mu / (mu + np.nan_to_num(sd)), 0.0)
         else:
             stab = inv_p
         score = A * stab
 
         cols = [str(c) for c in X.columns]
-        rep = pd.DataFrame(index=pd.Index(cols, name="feature"))
         if T.shape[1] == 1:
             per_env_ic, per_env_sign = ic[:, :, 0], np.sign(ic[:, :, 0])
         else:
             per_env_ic = np.sqrt((ic**2).mean(axis=2))
-            dom = strength.argmax(axis=1)
-            per_env_sign = np.sign(ic[:, np.arange(F), dom])
-        for i, e in enumerate(env_ids):
-            rep[f"ic[{e}]"] = per_env_ic[i]
-        for i, e in enumerate(env_ids):
-            rep[f"sign[{e}]"] = per_env_sign[i].astype(int)
+            per_env_sign = np.sign(ic[:, np.arange(F), strength.argmax(axis=1)])
+        columns: dict[str, np.ndarray] = {}
+        columns.update({f"ic[{e}]": per_env_ic[i] for i, e in enumerate(env_ids)})
+        columns.update({f"sign[{e}]": per_env_sign[i].astype(int) for i, e in enumerate(env_ids)})
         if self.importance:
-            for i, e in enumerate(env_ids):
-                rep[f"imp[{e}]"] = imp[i]
-            rep["imp_mean"], rep["imp_std"] = imp.mean(axis=0), imp.std(axis=0, ddof=1)
-        rep["ic_mean"], rep["ic_std"] = ic_mean, ic_std
-        rep["sign_agreement"] = sign_agreement
-        rep["invariance_p"] = inv_p
-        rep["score"] = score
+            columns.update({f"imp[{e}]": imp[i] for i, e in enumerate(env_ids)})
+            columns.update(imp_mean=np.nanmean(imp, axis=0), imp_std=np.nanstd(imp, axis=0, ddof=1))
+        columns.update(ic_mean=ic_mean, ic_std=ic_std, sign_agreement=sign_agreement,
+                       invariance_p=inv_p, score=score)
+        rep = pd.DataFrame(columns, index=pd.Index(cols, name="feature"))
         rep["kept"], rep["reason"] = self._decide(rep, len(env_ids))
 
         self.environments_ = env_ids

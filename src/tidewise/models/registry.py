@@ -21,6 +21,8 @@ def _lazy(module: str, attr: str, **fixed: Any) -> Callable[..., Forecaster]:
     return make
 
 
+NEURAL = ("mlp", "cnn", "lstm", "gru", "dlinear", "transformer", "patchtst", "lean")
+
 MODELS: dict[str, Callable[..., Forecaster]] = {
     # naive baselines
     "always_up": _lazy("tidewise.models.naive", "AlwaysUp"),
@@ -33,7 +35,8 @@ MODELS: dict[str, Callable[..., Forecaster]] = {
     "lgbm": _lazy("tidewise.models.gbm", "LightGBMModel"),
     "garch": _lazy("tidewise.models.volatility", "GarchT"),
     "ewma": _lazy("tidewise.models.volatility", "EWMAVol"),
-    # neural zoo and the flagship are added below by tidewise.training.forecaster's names
+    # neural zoo and the flagship: one forecaster class, one trainer, the backbone named by `arch`
+    **{arch: _lazy("tidewise.training.forecaster", "NeuralForecaster", arch=arch) for arch in NEURAL},
 }
 
 NAIVE = ("always_up", "majority", "zero_return", "hist_mean", "momentum")

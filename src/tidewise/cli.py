@@ -26,8 +26,17 @@ COMPUTE = ("family", "params", "FLOPs/sample", "train s/fold", "ms@b1", "ms/samp
 
 
 def _user_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _message(exc: Exception, data: str) -> str:
+    """One line for the user; messages that do not already name the data source get it prepended."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(str(text).split())
+    return text if text.startswith(str(data)) or "DataError" in type(exc).__name__ else f"{data}: {text}"
 
 
 def _user_errors():
@@ -126,7 +135,7 @@ def evaluate(
 
             result = run_evaluate(data, cfg, progress=step, prepared=prep)
     except _user_errors() as exc:
-        _user_error(str(exc).strip("'\""))
+        _user_error(_message(exc, data))
         return
     run_dir = out or Path("runs") / f"{Path(str(data)).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     result.save(run_dir)
@@ -158,7 +167,7 @@ def forecast(
         cfg = _run_config(data, models, horizon, 1, context, price, seed, 5.0, None, False)
         frame = run_forecast(data, cfg)
     except _user_errors() as exc:
-        _user_error(str(exc).strip("'\""))
+        _user_error(_message(exc, data))
         return
     table = Table(title=f"{data}: forecast for the {horizon}-day return after {frame.attrs['as_of']}")
     cols = ["p_up", "ret", "q10", "q50", "q90", "var", "vol_ann"]

@@ -134,18 +134,20 @@ def measure(spec: dict) -> dict:
         peak = _proc_status()["VmHWM"] - before
     else:
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(spec["repeats"]):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     params = sum(p.numel() for p in module.parameters())
     return {"model": spec["model"], "context": spec["context"], "desc": desc, "params": params,
-            "time_s": statistics.median(times), "times_s": times, "peak_mem_bytes": peak}
+            "time_s": statistics.median(times), "times_s": times,
+            "cpu_time_s": statistics.median(cpu_times), "peak_mem_bytes": peak}
 
 
 def run_isolated(spec: dict) -> dict:
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--n-features", type=int, default=15)
     ap.add_argument("--patch-len", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per measurement")
     ap.add_argument("--fit-from", type=int, default=512, help="smallest context in the exponent fit")
     ap.add_argument("--out", default=str(RESULTS))
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=150)
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     contexts = [int(c) for c in args.contexts.split(",")]
@@ -228,11 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
             "n_features": args.n_features, "d_model": args.d_model, "n_layers": args.n_layers,
             "patch_len": args.patch_len}
 
+    load_start = list(os.getloadavg())  # other jobs on the machine skew wall time: recorded, not hidden
     rows = []
     for model in models:
         for ctx in contexts:
             row = run_isolated({**base, "model": model, "context": ctx})
-            console.log(f"{model:12s} T={ctx:5d}  {row['time_s'] * 1e3:9.1f} ms  "
+            console.log(f"{model:12s} T={ctx:5d}  {row['time_s'] * 1e3:9.1f} ms  {row['cpu_time_s'] * 1e3:9.1f} CPU ms  "
                         f"{(row['peak_mem_bytes'] or 0) / 2**20:8.1f} MiB")
             rows.append(row)
 
@@ -242,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict:
         mine = [r for r in rows if r["model"] == model and r["context"] in fit_ctx]
         exponents[model] = {
             "time": fit_exponent([r["context"] for r in mine], [r["time_s"] for r in mine]),
+            # CPU seconds of this process: robust to other jobs on a shared machine (same as wall at 1 thread)
+            "cpu_time": fit_exponent([r["context"] for r in mine], [r["cpu_time_s"] for r in mine]),
             "memory": fit_exponent([r["context"] for r in mine], [r["peak_mem_bytes"] or 0 for r in mine]),
             "fit_contexts": [r["context"] for r in mine]}
 
@@ -265,16 +270,19 @@ def main(argv: list[str] | None = None) -> dict:
     for model in models:
         mine = {r["context"]: r for r in rows if r["model"] == model}
         table.add_row(f"{model} time ms", *(f"{mine[c]['time_s'] * 1e3:.1f}" for c in contexts))
+        table.add_row(f"{model} CPU ms", *(f"{mine[c]['cpu_time_s'] * 1e3:.1f}" for c in contexts))
         table.add_row(f"{model} peak MiB",
                       *(f"{(mine[c]['peak_mem_bytes'] or float('nan')) / 2**20:.1f}" for c in contexts))
     console.print(table)
     summary = Table(title="growth exponents, FLOPs per sample at T=512")
-    for col in ("model", "params", "time exp.", "memory exp.", "fwd FLOPs/sample", "vs transformer"):
+    for col in ("model", "params", "time exp.", "CPU-time exp.", "memory exp.", "fwd FLOPs/sample",
+                "vs transformer"):
         summary.add_column(col, justify="right")
     for model in models:
         e = exponents[model]
         params = next(r["params"] for r in rows if r["model"] == model)
-        summary.add_row(model, f"{params:,}", _fmt(e["time"]), _fmt(e["memory"]), f"{flops[model]:,}",
+        summary.add_row(model, f"{params:,}", _fmt(e["time"]), _fmt(e["cpu_time"]), _fmt(e["memory"]),
+                        f"{flops[model]:,}",
                         _fmt(ratio.get(model), "{:.1%}"))
     console.print(summary)
     console.print(f"scan B=8 T={scan_len} D={2 * args.d_model}: reference fwd+bwd "
@@ -287,7 +295,9 @@ def main(argv: list[str] | None = None) -> dict:
     if targets:
         console.print(f"targets: {targets}")
 
-    doc = {"settings": {**base, "contexts": contexts, "quick": args.quick, "torch": torch.__version__},
+    doc = {"settings": {**base, "contexts": contexts, "quick": args.quick, "torch": torch.__version__,
+                        "cpu_count": os.cpu_count(), "load_avg_at_start": load_start,
+                        "load_avg_at_end": list(os.getloadavg())},
            "models": descs, "rows": rows, "exponents": exponents,
            "flops_per_sample_at_512": flops, "flops_ratio_vs_transformer": ratio, "scan": scan,
            "targets": targets,

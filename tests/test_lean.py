@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F_
 
-from tidewise.models.lean import SIZES, Lean, LeanConfig, count_params
+from tidewise.models.lean import SIZES, Lean, LeanConfig, causal_depthwise_conv, count_params
 
 F, T = 5, 24
 
@@ -131,3 +132,12 @@ def test_other_context_lengths_work_at_run_time():
     m = _model(d_model=8, patch_len=4)
     for t_len in (4, 7, 64):
         assert m(_x(2, t_len)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4])
+def test_causal_depthwise_conv_matches_torch_conv1d(k):
+    g = torch.Generator().manual_seed(k)
+    v, w = torch.randn(2, 9, 6, generator=g), torch.randn(k, 6, generator=g)
+    # torch's grouped conv is cross-correlation over a left-padded sequence: weight (E, 1, K)
+    ref = F_.conv1d(F_.pad(v.transpose(1, 2), (k - 1, 0)), w.t().unsqueeze(1), groups=6).transpose(1, 2)
+    torch.testing.assert_close(causal_depthwise_conv(v, w), ref, rtol=1e-5, atol=1e-5)

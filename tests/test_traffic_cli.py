@@ -1,9 +1,12 @@
 """`tidewise traffic` sub-app end to end on a subsample of the embedded corpus, and the lab (marker `lab`)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,7 +28,8 @@ def test_cli_evaluate_end_to_end_on_subsample(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "run_evaluation", _keep_frame(E.run_evaluation, seen))
     out = tmp_path / "run"
     res = CliRunner().invoke(traffic_app, ["evaluate", "--out", str(out), "--subsample", "0.2",
-                                           "--seq-epochs", "2", "--cae-epochs", "3", "--window", "60"])
+                                           "--seq-epochs", "2", "--cae-epochs", "3", "--trees", "30",
+                                           "--window", "60"])
     assert res.exit_code == 0, res.output
     assert "Per-flow drift detection" in res.output and "Held-out application" in res.output
     result = json.loads((out / "evaluation.json").read_text())
@@ -65,7 +69,8 @@ def test_cli_train_then_detect(tmp_path):
     df.sample(frac=0.15, random_state=1).sort_values("first_seen_ms").to_parquet(df_path)
     (tmp_path / "MANIFEST.json").write_text((CORPUS_DIR / "MANIFEST.json").read_text())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    res = runner.invoke(traffic_app, ["train", "--flows", str(df_path), "--out", str(tmp_path / "model")])
+    res = runner.invoke(traffic_app, ["train", "--flows", str(df_path), "--out", str(tmp_path / "model"),
+                                      "--seq-epochs", "2", "--cae-epochs", "3", "--trees", "30"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(traffic_app, ["detect", "--flows", str(df_path), "--model", str(tmp_path / "model"),
                                       "--period", "2", "--window", "50", "--out", str(tmp_path / "det.parquet")])
@@ -92,8 +97,20 @@ def test_lab_runs_for_a_few_seconds(tmp_path):
     assert all((tmp_path / p["pcap"]).stat().st_size > 0 for p in manifest["periods"])
     tag = f"tw{os.getpid() % 100000}"
     assert tag not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    pytest.importorskip("nfstream")
-    from tidewise.traffic.flows import build_flow_table
+    if importlib.util.find_spec("nfstream") is not None:
+        from tidewise.traffic.flows import build_flow_table
 
-    df = build_flow_table(tmp_path)
-    assert df["app"].nunique() >= 5 and set(df["period"]) == {0, 1}
+        df = build_flow_table(tmp_path)
+        assert df["app"].nunique() >= 5 and set(df["period"]) == {0, 1}
+
+    # Ctrl-C in the middle of a period: namespaces and servers are cleaned up
+    code = ("from tidewise.traffic.lab import LabConfig, run_lab; "
+            f"run_lab(LabConfig(out={str(tmp_path / 'int')!r}, periods=1, period_seconds=120, segment_seconds=3))")
+    proc = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until traffic flows
+        if "segment 0" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"tw{proc.pid % 100000}" not in ns

@@ -80,7 +80,8 @@ def flows(lab_dir: Path = typer.Argument(..., help="a `traffic lab` output direc
 
 @traffic_app.command()
 def train(out: Path = typer.Option(Path("runs/traffic-model"), help="bundle directory"),
-          flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP), seed: int = 0) -> None:
+          flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP), seq_epochs: int = 15,
+          cae_epochs: int = 25, trees: int = 100, seed: int = 0) -> None:
     """Fit LightGBM, the GRU, the contrastive-AE detector and conformal calibration on period 0's oldest flows."""
     from tidewise.traffic.evaluate import EvalConfig
     from tidewise.traffic.flows import load_flow_table
@@ -88,7 +89,8 @@ def train(out: Path = typer.Option(Path("runs/traffic-model"), help="bundle dire
 
     console = _console()
     df, manifest = load_flow_table(flows)
-    path = train_bundle(df, manifest, out, EvalConfig(seed=seed), log=console.print)
+    cfg = EvalConfig(seq_epochs=seq_epochs, cae_epochs=cae_epochs, n_estimators=trees, seed=seed)
+    path = train_bundle(df, manifest, out, cfg, log=console.print)
     console.print(f"bundle -> {path}")
 
 
@@ -128,7 +130,7 @@ def detect(model: Path = typer.Option(Path("runs/traffic-model"), help="bundle f
 def evaluate(flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP),
              out: Path = typer.Option(Path("runs/traffic"), help="directory for evaluation.json and report.html"),
              subsample: float = typer.Option(1.0, min=0.01, max=1.0, help="fraction of flows (fast checks)"),
-             seq_epochs: int = 15, cae_epochs: int = 25, window: int = 150, seed: int = 0) -> None:
+             seq_epochs: int = 15, cae_epochs: int = 25, trees: int = 100, window: int = 150, seed: int = 0) -> None:
     """Temporal evaluation: per-period curve + AUT, robust features, retraining, drift detection, held-out app."""
     import torch
 
@@ -139,7 +141,8 @@ def evaluate(flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP),
     torch.set_num_threads(min(2, torch.get_num_threads()))
     console = _console()
     df, manifest = load_flow_table(flows)
-    cfg = EvalConfig(subsample=subsample, seq_epochs=seq_epochs, cae_epochs=cae_epochs, window=window, seed=seed)
+    cfg = EvalConfig(subsample=subsample, seq_epochs=seq_epochs, cae_epochs=cae_epochs, n_estimators=trees,
+                     window=window, seed=seed)
     res = run_evaluation(df, manifest, cfg, log=console.print)
     print_tables(res, console)
     out.mkdir(parents=True, exist_ok=True)

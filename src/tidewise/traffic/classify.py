@@ -19,7 +19,7 @@ from tidewise.traffic.flows import SPLT_N, check_no_identity_features, sequence_
 class StatsClassifier:
     """Multiclass LightGBM on the flow-statistics columns it was fitted with."""
 
-    def __init__(self, n_estimators: int = 150, learning_rate: float = 0.08, num_leaves: int = 31,
+    def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1, num_leaves: int = 31,
                  seed: int = 0) -> None:
         self.params = dict(n_estimators=n_estimators, learning_rate=learning_rate,
                            num_leaves=num_leaves, seed=seed)
@@ -35,7 +35,7 @@ class StatsClassifier:
         self.booster_ = lgb.train(
             dict(objective="multiclass", num_class=len(self.classes_), learning_rate=p["learning_rate"],
                  num_leaves=p["num_leaves"], min_data_in_leaf=10, feature_fraction=0.8,
-                 bagging_fraction=0.8, bagging_freq=1, seed=p["seed"], num_threads=2,
+                 bagging_fraction=0.8, bagging_freq=1, seed=p["seed"], num_threads=1,
                  deterministic=True, force_row_wise=True, verbose=-1),
             lgb.Dataset(X.to_numpy(np.float64), label=codes), num_boost_round=p["n_estimators"])
         return self

@@ -28,7 +28,7 @@ class EvalConfig:
     window_alpha: float = 0.01
     cae_quantile: float = 0.95   # CAE threshold = this quantile of calibration scores (>= 3.5 MADs)
     conformal_alpha: float = 0.05
-    n_estimators: int = 150
+    n_estimators: int = 100
     seq_epochs: int = 15
     cae_epochs: int = 25
     subsample: float = 1.0       # < 1: evaluate on a random fraction of flows (fast checks)

@@ -189,6 +189,103 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder written by `ti
     console.print(f"wrote {write_report(run_dir)}")
 
 
+def _frame_table(frame, title: str, digits: int = 3):
+    """A rich table of a small DataFrame (index included as the first column)."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    frame = frame.reset_index()
+    for i, col in enumerate(frame.columns):
+        table.add_column(str(col), justify="left" if i == 0 or frame[col].dtype == object else "right",
+                         overflow="fold")
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "-" if v != v else f"{v:.{digits}f}"
+        return str(v)
+
+    for row in frame.itertuples(index=False):
+        table.add_row(*[cell(v) for v in row])
+    return table
+
+
+@app.command()
+def drift(
+    data: str = typer.Option("msft", "--data", "-d", help=DATA_HELP),
+    model: str = typer.Option("linear", "--model", "-m", help="Base forecaster of the set-ups (registry name)."),
+    detector: str = typer.Option("adwin", help="Streaming detector: adwin, kswin or page_hinkley."),
+    signal: str = typer.Option("abs_residual",
+                               help="What triggers a refit: abs_residual, sq_residual or features."),
+    horizon: int = typer.Option(1, min=1, help="Forecast horizon h in trading days."),
+    test_years: int = typer.Option(6, min=1, help="Number of final calendar years used as test blocks."),
+    n_envs: int = typer.Option(4, min=2, help="Time environments of the robust-feature selector."),
+    price: str = typer.Option("adj", help="adj (adjusted close when present) or raw."),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<data>-drift-<time>); "
+                                       "an `evaluate` run folder gains drift sections in its report."),
+) -> None:
+    """Drift timeline, feature attributions and stability, and three retraining set-ups compared."""
+    import pandas as pd
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tidewise.evaluation.drift_analysis import analyze_drift, moved_features, write_drift_json
+    from tidewise.evaluation.retraining import DEFAULT_SETUPS, DriftTrigger, evaluate_setups
+    from tidewise.report.drift_section import write_drift_report
+    from tidewise.report.html import write_report
+
+    try:
+        cfg = _run_config(data, [model], horizon, test_years, None, price, seed, 5.0, None, False)
+        trigger = DriftTrigger(detector=detector, signal=signal)
+        from tidewise.evaluation.pipeline import prepare
+        from tidewise.evaluation.walk_forward import plan_folds
+
+        prep = prepare(data, cfg)
+        n_folds = len(plan_folds(prep.X.index, cfg.walk_forward()))
+        for note in prep.notes:
+            err_console.print(f"[yellow]note:[/] {note}")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=err_console, transient=False) as bar:
+            task = bar.add_task("set-ups", total=n_folds * len(DEFAULT_SETUPS) + 1)
+
+            def step(msg: str) -> None:
+                bar.update(task, description=msg[:60])
+                bar.advance(task)
+
+            comparison = evaluate_setups(data, model, config=cfg, trigger=trigger, n_envs=n_envs,
+                                         prepared=prep, progress=step)
+            step("drift timeline, batch tests, stability")
+            analysis = analyze_drift(data, cfg, detector=detector, prepared=prep, comparison=comparison,
+                                     seed=seed)
+    except _user_errors() as exc:
+        _user_error(_message(exc, data))
+        return
+    run_dir = out or Path("runs") / f"{Path(str(data)).stem}-drift-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_drift_json(analysis, run_dir)
+    report_path = write_report(run_dir) if (run_dir / "metrics.json").exists() else write_drift_report(run_dir)
+
+    events = pd.DataFrame(analysis["timeline"], columns=["date", "detector", "stream", "what"])
+    shown = events.tail(25).set_index("date")
+    console.print(_frame_table(shown, f"{data}: drift timeline ({len(events)} firings"
+                               f"{', last 25' if len(events) > 25 else ''})"))
+    years = pd.DataFrame([{"year": b["year"], "vs": b["ref_year"], "n moved": len(b["moved"]),
+                           "moved (largest first)": ", ".join(b["moved"][:6])}
+                          for b in analysis["batch"][-10:]])
+    if not years.empty:
+        console.print(_frame_table(years.set_index("year"), "year-on-year batch drift (KS, PSI, MMD: "
+                                   "moved = flagged by 2 of 3), last 10 years"))
+    attrib = moved_features(analysis)
+    reasons = {r["feature"]: r["reason"] for r in analysis["stability"]["features"]}
+    attrib["why"] = [reasons[f] for f in attrib.index]
+    console.print(_frame_table(attrib.rename_axis("feature"),
+                               "feature attributions and stability (yearly environments)"))
+    cols = ["accuracy", "auc", "ic", "r2_oos", "qlike", "dm_ret_p", "dm_dir_p", "dm_var_p", "n_fits",
+            "n_refits", "fit_seconds"]
+    table = comparison.table[[c for c in cols if c in comparison.table]]
+    console.print(_frame_table(table, f"retraining set-ups ({test_years} test years, h={horizon}); "
+                               f"DM p one-sided vs {comparison.baseline}", digits=4))
+    console.print(f"run folder: {run_dir}  (drift.json, report: {report_path})")
+
+
 def _mount_optional() -> None:
     """Sub-apps from other parts of tidewise; each stays importable without the others."""
     try:

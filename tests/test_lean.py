@@ -141,3 +141,15 @@ def test_causal_depthwise_conv_matches_torch_conv1d(k):
     # torch's grouped conv is cross-correlation over a left-padded sequence: weight (E, 1, K)
     ref = F_.conv1d(F_.pad(v.transpose(1, 2), (k - 1, 0)), w.t().unsqueeze(1), groups=6).transpose(1, 2)
     torch.testing.assert_close(causal_depthwise_conv(v, w), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_norm_both_feeds_standardised_and_given_window():
+    m = _model(d_model=8, norm="both")
+    x = _x(2)
+    z, stats = m.normalise(x)
+    assert z.shape == (2, T, 2 * F) and stats.shape == (2, 2 * F)
+    torch.testing.assert_close(z[..., F:], x)
+    torch.testing.assert_close(z[..., :F].mean(dim=1), torch.zeros(2, F), rtol=0, atol=1e-5)
+    assert m(x).shape == (2, 8)
+    # unlike norm="window", a level shift now reaches the per-token states
+    assert (m.token_states(m.normalise(x + 3.0)[0]) - m.token_states(z)).abs().max() > 1e-3

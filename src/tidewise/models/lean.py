@@ -7,7 +7,9 @@ Design, and why:
 - Lookback normalisation (RevIN-like): each sample's window is standardised per feature by its own
   mean and std over the window only (the window ends at the forecast time, so nothing from the
   future). Because volatility forecasting needs the scale that this removes, the statistics
-  (mean, log std) are embedded and added back to the representation.
+  (mean, log std) are embedded and added back to the representation. `norm="both"` feeds the
+  standardised window and the window as given (already scaled on the training slice by the
+  forecaster) side by side; `norm="none"` feeds it as given.
 - Patch embedding: non-overlapping patches of P steps become L = T / P tokens, which cuts every
   per-token cost by P; the oldest patch is left-padded with zeros (the window mean) when P does
   not divide T.
@@ -41,7 +43,7 @@ SIZES: dict[str, tuple[int, int]] = {
     "large": (512, 16),
 }
 SCANS = ("chunked", "reference", "auto")
-NORMS = ("window", "none")
+NORMS = ("window", "both", "none")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class LeanConfig:
     dropout: float = 0.0
     scan: str = "chunked"        # chunked | reference | auto (CUDA kernel library if installed)
     chunk: int = DEFAULT_CHUNK   # chunk length of the chunked scan
-    norm: str = "window"         # window (lookback statistics) | none
+    norm: str = "window"         # window (lookback statistics) | both (window and as-given) | none
     compile: bool = False        # opt-in torch.compile of the scan kernel
 
     def __post_init__(self) -> None:
@@ -148,23 +150,26 @@ class Lean(nn.Module):
         self.cfg = cfg
         d = cfg.width
         self.out_dim = d
-        self.patch = nn.Linear(cfg.patch_len * cfg.n_features, d)
+        n_in = cfg.n_features * (2 if cfg.norm == "both" else 1)
+        self.patch = nn.Linear(cfg.patch_len * n_in, d)
         self.blocks = nn.ModuleList(GatedRecurrentBlock(cfg, cfg.n_tokens) for _ in range(cfg.depth))
         self.norm_out = nn.RMSNorm(d)
-        self.stats = nn.Linear(2 * cfg.n_features, d) if cfg.norm == "window" else None
+        self.stats = nn.Linear(2 * cfg.n_features, d) if cfg.norm != "none" else None
 
     def normalise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, F) -> standardised window (B, T, F), statistics (B, 2F) or None."""
+        """x: (B, T, F) -> (window z, statistics (B, 2F) or None); z is (B, T, F) standardised by the
+        window's own mean and std, or (B, T, 2F) for "both" (standardised, then as given)."""
         if self.cfg.norm == "none":
             return x, None
         mean = x.mean(dim=1, keepdim=True)                               # (B, 1, F)
         std = x.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-5)
         stats = torch.cat([mean, std.log()], dim=-1).squeeze(1)          # (B, 2F)
-        return (x - mean) / std, stats
+        z = (x - mean) / std
+        return (torch.cat([z, x], dim=-1) if self.cfg.norm == "both" else z), stats
 
     def token_states(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised window z: (B, T, F) -> per-token states (B, L, D); causal: token k depends
-        only on z[:, :end of patch k]."""
+        """Normalised window z (from `normalise`): (B, T, F or 2F) -> per-token states (B, L, D);
+        causal: token k depends only on z[:, :end of patch k]."""
         bsz, t_len, n_feat = z.shape
         p = self.cfg.patch_len
         pad = (-t_len) % p

@@ -20,7 +20,7 @@ def period0():
     df, manifest = load_flow_table()
     split = temporal_split(df, 0.6, 0.15, manifest["held_out"])
     p0 = df[df["period"] == 0]
-    tr = p0[split[p0.index] == "train"].sample(n=1200, random_state=0).sort_values("first_seen_ms")
+    tr = p0[split[p0.index] == "train"].sample(n=900, random_state=0).sort_values("first_seen_ms")
     te = p0[(split[p0.index] == "test") & ~p0["held_out"]]
     return tr, te, feature_columns(df)
 

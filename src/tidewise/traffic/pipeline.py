@@ -35,7 +35,7 @@ def train_bundle(df: pd.DataFrame, manifest: dict, out: str | Path, cfg: EvalCon
     lgbm.save(out)
     SequenceClassifier(epochs=cfg.seq_epochs, seed=cfg.seed).fit(df[tr], y[tr], df[cal], y[cal]).save(out)
     cae = ContrastiveAEDetector(epochs=cfg.cae_epochs, seed=cfg.seed).fit(X[tr], y[tr])
-    cae.threshold = float(max(3.5, np.quantile(cae.score(X[cal])[0], cfg.cae_quantile)))
+    cae.threshold = float(np.quantile(cae.score(X[cal])[0], cfg.cae_quantile))
     cae.save(out)
     conf = ConformalCredibility(cfg.conformal_alpha).fit(
         lgbm.predict_proba(X[cal]), pd.Categorical(y[cal], categories=lgbm.classes_).codes)

@@ -112,3 +112,16 @@ def test_forecast_prints_next_day_probability_quantiles_and_volatility():
     assert "2018-08-29" in res.stdout
     for col in ("p_up", "q10", "q90", "vol_ann", "garch"):
         assert col in res.stdout
+
+
+def test_bench_writes_one_table_json_and_html(tmp_path):
+    out = tmp_path / "suite"
+    res = run("bench", "-m", "always_up,hist_mean,garch", "--datasets", "googl,sp500", "--test-years", "2",
+              "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((out / "suite.json").read_text())
+    assert {(r["dataset"], r["model"]) for r in rows} == {
+        (d, m) for d in ("googl", "sp500") for m in ("always_up", "hist_mean", "garch")}
+    assert all("params" in r and "qlike" in r for r in rows)
+    assert (out / "suite.html").exists() and (out / "googl" / "report.html").exists()
+    assert "googl: skill" in res.stdout and "sp500: compute" in res.stdout

@@ -286,6 +286,34 @@ def drift(
     console.print(f"run folder: {run_dir}  (drift.json, report: {report_path})")
 
 
+@app.command()
+def bench(
+    models: Optional[List[str]] = typer.Option(["all"], "--models", "-m", help="Registry names or 'all'."),
+    datasets: str = typer.Option("msft,googl,sp500", help="Comma-separated embedded datasets."),
+    test_years: int = typer.Option(6, min=1),
+    horizon: int = typer.Option(1, min=1),
+    seed: int = typer.Option(0),
+    epochs: Optional[int] = typer.Option(None, help="Override epochs for neural models."),
+    out: Path = typer.Option(Path("benchmarks/results/suite"), help="Output folder."),
+) -> None:
+    """The embedded suite: every model and baseline on every embedded dataset, one table + JSON + HTML."""
+    from tidewise.evaluation.suite import SUMMARY_COLUMNS, run_suite
+    from tidewise.report.tables import rich_table
+
+    try:
+        cfg = _run_config("suite", models, horizon, test_years, None, "adj", seed, 5.0, None, False, epochs)
+        names = tuple(d.strip() for d in datasets.split(",") if d.strip())
+        table = run_suite(cfg, names, out, progress=lambda m: err_console.print(m, highlight=False))
+    except _user_errors() as exc:
+        _user_error(_message(exc, datasets))
+        return
+    for ds, t in table.groupby("dataset", sort=False):
+        board = t.set_index("model")[[c for c in SUMMARY_COLUMNS if c in t]]
+        console.print(rich_table(board, f"{ds}: skill", SKILL))
+        console.print(rich_table(board, f"{ds}: compute", COMPUTE))
+    console.print(f"wrote {out / 'suite.json'} and {out / 'suite.html'}")
+
+
 def _mount_optional() -> None:
     """Sub-apps from other parts of tidewise; each stays importable without the others."""
     try:

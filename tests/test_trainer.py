@@ -18,6 +18,7 @@ from tidewise.training.trainer import (
     load_checkpoint,
     reduce_loss,
     resolve_device,
+    shard,
     warmup_cosine,
 )
 
@@ -168,6 +169,11 @@ def test_ddp_is_gated_on_world_size(monkeypatch):
     monkeypatch.setattr(trainer_mod, "wrap_distributed", no_ddp)
     x, y = regression_data(64)
     Trainer(TrainConfig(epochs=1)).fit(small_net(), (x, y))  # single process: never wrapped
+
+    perm = torch.randperm(11)
+    parts = [shard(perm, r, 3) for r in range(3)]
+    assert {len(p) for p in parts} == {4} and set(torch.cat(parts).tolist()) == set(range(11))
+    assert torch.equal(shard(perm, 0, 1), perm)
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

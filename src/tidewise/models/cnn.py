@@ -17,7 +17,7 @@ class CNNConfig:
     n_features: int
     context: int
     d_model: int = 32
-    n_layers: int = 6
+    n_layers: int = 5  # receptive field 63 steps with kernel 3: the default context of 64
     kernel_size: int = 3
     dropout: float = 0.1
 

@@ -84,7 +84,7 @@ class NeuralForecaster(Forecaster):
     outputs = PRED_COLUMNS
 
     def __init__(self, arch: str = "lstm", size: str | None = None, context: int = 64, seed: int = 0,
-                 epochs: int = 12, batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-2,
+                 epochs: int = 6, batch_size: int = 256, lr: float = 1e-2, weight_decay: float = 1e-2,
                  patience: int = 3, max_steps: int | None = None, device: str = "auto",
                  precision: str = "auto", loss_weights: dict[str, Any] | None = None,
                  vrex_weight: float = 0.0, progress: bool = False, **arch_overrides: Any) -> None:

@@ -12,7 +12,9 @@ HTML report and ``tidewise drift`` read it back):
   Each firing says what moved: the last ``recent`` rows against the ``reference`` rows before them.
 - ``batch``     every calendar year against the previous one: KS (Bonferroni), PSI (> 0.2) and MMD
   (permutation p) per feature; ``moved`` = features flagged by at least two of the three tests,
-  largest KS statistic first.
+  largest effect first. The tests assume independent rows; rolling-window features (vol_63,
+  mom_63) are strongly autocorrelated, so their p-values are optimistic and they "move" in
+  years where nothing changed (seen on a driftless synthetic series): read them with care.
 - ``stability`` a RobustFeatureSelector (regression on the h-day return) with one environment per
   calendar year: per-year IC, sign agreement, slope invariance p, kept and why. This is a
   description of the whole history (it sees every year), not an input of any forecast.
@@ -65,10 +67,11 @@ def _shift_text(stream: str, before: np.ndarray, recent: np.ndarray, names: Sequ
         a, b = (float(np.std(x) * np.sqrt(252)) for x in (before, recent))
         return f"annualised volatility {a:.1%} -> {b:.1%}", {"volatility": b - a}
     sd = np.where(before.std(axis=0) > 0, before.std(axis=0), 1.0)  # before, recent (n, F)
-    shift = (recent.mean(axis=0) - before.mean(axis=0)) / sd
-    order = np.argsort(-np.abs(shift))
-    text = ", ".join(f"{names[j]} {shift[j]:+.1f} sd" for j in order[:4])
-    return text, {names[j]: float(shift[j]) for j in order}
+    shift = (recent.mean(axis=0) - before.mean(axis=0)) / sd  # (F,) mean change in reference sds
+    ratio = recent.std(axis=0) / sd  # (F,) spread change
+    order = np.argsort(-np.maximum(np.abs(shift), np.abs(np.log(np.maximum(ratio, 1e-12)))))
+    text = "; ".join(f"{names[j]} mean {shift[j]:+.1f} sd, sd x{ratio[j]:.2g}" for j in order[:3])
+    return text, {names[j]: {"mean_sd": float(shift[j]), "sd_ratio": float(ratio[j])} for j in order}
 
 
 def drift_timeline(prep: Prepared, detector: str = "adwin", params: dict[str, Any] | None = None,

@@ -250,13 +250,13 @@ class _Runner:
                                y_var=truth["var"].to_numpy(), next_ret=next_ret.iloc[test].to_numpy(),
                                model=self.name, fold=fold.fold_id)
             parts.append(pred.rename_axis("date").reset_index())
-        idx = p.X.index
-        stream = pd.DataFrame({"day": idx[[d for d, _, _ in self.fed]], "row": idx[[r for _, r, _ in self.fed]],
-                               "value": [v for _, _, v in self.fed]})
+        fed = np.array(self.fed, dtype=float).reshape(-1, 3)
+        stream = pd.DataFrame({"day": p.X.index[fed[:, 0].astype(int)],
+                               "row": p.X.index[fed[:, 1].astype(int)], "value": fed[:, 2]})
         return SetupRun(self.name, self.feature_set, self.policy, pd.concat(parts, ignore_index=True),
                         self.fits, stream)
 
-    def _detector(self, fold: FoldData, model: Forecaster, pred: pd.DataFrame) -> tuple[Any, Any]:
+    def _detector(self, fold: FoldData, model: Forecaster) -> tuple[Any, Any]:
         """A fresh detector and the transform from a day's observation to its stream value."""
         tr = self.trigger
         if tr.signal == "features":
@@ -276,7 +276,7 @@ class _Runner:
         p, h, tr, test = self.prep, self.h, self.trigger, fold.test
         y_ret = p.y["ret"].to_numpy()
         ret_hat = pred["ret"].to_numpy().copy()  # (len(test),) the forecast made on each day
-        det, how = self._detector(fold, model, pred)
+        det, how = self._detector(fold, model)
         seg_start, last_fit, fit_rows = test[0], test[0] - 1, fold.fit_rows
         for t in test[:-1]:  # a firing on the block's last day would predict nothing
             if tr.signal == "features":
@@ -308,7 +308,7 @@ class _Runner:
             pred.iloc[t + 1 - test[0]:] = new.to_numpy()
             ret_hat[t + 1 - test[0]:] = new["ret"].to_numpy()
             seg_start, last_fit, fit_rows = t + 1, t, refit.fit_rows
-            det, how = self._detector(refit, model, pred)
+            det, how = self._detector(refit, model)
         return pred
 
     def _refit_fold(self, fold: FoldData, t: int) -> FoldData | None:

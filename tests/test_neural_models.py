@@ -1,6 +1,10 @@
 """Shared test every registered neural model passes, plus windows, heads and the forecaster adapter."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +56,8 @@ def test_every_neural_model_is_registered_with_a_backbone():
     assert set(NEURAL) == set(BACKBONES)
     for arch in NEURAL:
         assert create(arch).family == "neural"
+    with pytest.raises(TypeError):
+        create("lstm", d_modle=3)  # a misspelt backbone option fails at construction
 
 
 @pytest.mark.parametrize("arch", NEURAL)
@@ -178,3 +184,29 @@ def test_vrex_penalty_changes_training_and_environments_default_to_year(fold):
     vrex = create("dlinear", vrex_weight=5.0, **TINY).fit(with_env)
     assert not np.array_equal(base.get_state()[1]["net.heads.proj.weight"],
                               vrex.get_state()[1]["net.heads.proj.weight"])
+
+
+REFERENCE = Path(__file__).parent / "data" / "neural_reference.json"
+
+
+def _reference_run(arch: str) -> dict[str, list[float]]:
+    model = create(arch, seed=3, context=8, epochs=3, patience=3, batch_size=32, d_model=8)
+    model.fit(tiny_fold(n=240, seed=5, signal=1.0))
+    pred = model.predict(tiny_fold(n=240, seed=5, signal=1.0), np.arange(200, 240))
+    return {"train_loss": [e["train_loss"] for e in model.history.epochs],
+            "val_loss": [e["val_loss"] for e in model.history.epochs],
+            "pred_mean": pred.mean().tolist()}
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_seeded_tiny_run_reproduces_stored_metrics(arch):
+    """A seeded tiny run against its stored loss curve (tolerant of CPU-to-CPU rounding).
+    Regenerate deliberately with TIDEWISE_REGEN_REFERENCE=1 after an intended change."""
+    got = _reference_run(arch)
+    if os.environ.get("TIDEWISE_REGEN_REFERENCE"):
+        stored = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
+        REFERENCE.parent.mkdir(exist_ok=True)
+        REFERENCE.write_text(json.dumps({**stored, arch: got}, indent=1) + "\n")
+    expected = json.loads(REFERENCE.read_text())[arch]
+    for key, values in expected.items():
+        np.testing.assert_allclose(got[key], values, rtol=1e-3, atol=1e-6, err_msg=key)

@@ -16,6 +16,7 @@ from tidewise.training.trainer import (
     config_from_checkpoint,
     dist_env,
     load_checkpoint,
+    per_sample_mse,
     reduce_loss,
     resolve_device,
     shard,
@@ -76,7 +77,7 @@ def test_training_reduces_loss_and_restores_best_weights():
     # the returned model carries the best epoch's weights
     trainer = Trainer(cfg)
     assert trainer.evaluate(model, ArrayBatches(x[192:], y[192:]),
-                            trainer_mod.per_sample_mse) == pytest.approx(hist.best_val_loss, rel=1e-5)
+                            per_sample_mse) == pytest.approx(hist.best_val_loss, rel=1e-5)
 
 
 def test_early_stopping_stops_after_patience():
@@ -86,6 +87,13 @@ def test_early_stopping_stops_after_patience():
     hist = Trainer(TrainConfig(epochs=50, batch_size=8, lr=5e-2, patience=2)).fit(
         small_net(), (x[:32], y[:32]), (x[32:], y[32:]))
     assert hist.stopped_early and len(hist.epochs) == hist.best_epoch + 3 and len(hist.epochs) < 50
+
+
+def test_a_nan_validation_loss_never_counts_as_best():
+    x, y = regression_data(64)
+    nan_val = lambda out, t: per_sample_mse(out, t) * (math.nan if not torch.is_grad_enabled() else 1.0)  # noqa: E731
+    hist = Trainer(TrainConfig(epochs=10, patience=2)).fit(small_net(), (x, y), (x, y), loss_fn=nan_val)
+    assert hist.best_epoch == -1 and hist.stopped_early and len(hist.epochs) == 2
 
 
 def test_seeded_cpu_runs_are_bit_identical():

@@ -97,6 +97,7 @@ class NeuralForecaster(Forecaster):
             raise KeyError(f"unknown backbone {arch!r}; known: {', '.join(_BACKBONE_PATHS)}")
         self.arch, self.size, self.context = arch, size, int(context)
         self.arch_overrides = dict(arch_overrides)
+        build_config(arch, 1, self.context, size, **arch_overrides)  # a bad override fails here, not in fit
         self.quantiles = DEFAULT_QUANTILES
         self.train_config = TrainConfig(
             lr=lr, weight_decay=weight_decay, epochs=epochs, max_steps=max_steps, batch_size=batch_size,

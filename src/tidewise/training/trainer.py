@@ -197,6 +197,7 @@ class Trainer:
             hist = History(**ck.extra["history"])
             bad, epoch = ck.extra["bad_epochs"], ck.extra["epoch"]
             best_state = {k[5:]: v for k, v in ck.tensors.items() if k.startswith("best.")} or None
+        has_val = val is not None and len(val) > 0
         start = time.perf_counter() - hist.seconds
         progress = _progress(cfg.progress and rank == 0, cfg.epochs)
         while epoch < cfg.epochs or cfg.max_steps:
@@ -220,10 +221,10 @@ class Trainer:
                 running, seen = running + float(loss.detach()) * len(idx), seen + len(idx)
                 if hist.steps >= total:
                     break
-            val_loss = self.evaluate(model, val, loss_fn) if val is not None and len(val) else math.nan
+            val_loss = self.evaluate(model, val, loss_fn) if has_val else math.nan
             hist.epochs.append({"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                                 "lr": float(sched.get_last_lr()[0])})
-            score = val_loss if math.isfinite(val_loss) else -epoch  # no val: keep the last epoch
+            score = val_loss if has_val else -epoch  # no validation: keep the last epoch; NaN never wins
             if score < hist.best_val_loss:
                 hist.best_val_loss, hist.best_epoch, bad = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -244,8 +245,8 @@ class Trainer:
             progress.stop()
         if best_state is not None:
             model.load_state_dict(best_state)
-        if val is None or not len(val):
-            hist.best_val_loss = math.nan  # there was no validation set
+        if not has_val:
+            hist.best_val_loss = math.nan
         hist.seconds = time.perf_counter() - start
         return hist
 

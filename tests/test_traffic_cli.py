@@ -27,7 +27,7 @@ def test_cli_evaluate_end_to_end_on_subsample(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "_robust_features", spy)
     monkeypatch.setattr(E, "run_evaluation", _keep_frame(E.run_evaluation, seen))
     out = tmp_path / "run"
-    res = CliRunner().invoke(traffic_app, ["evaluate", "--out", str(out), "--subsample", "0.2",
+    res = CliRunner().invoke(traffic_app, ["evaluate", "--out", str(out), "--subsample", "0.15",
                                            "--seq-epochs", "2", "--cae-epochs", "3", "--trees", "30",
                                            "--window", "60"])
     assert res.exit_code == 0, res.output
@@ -80,6 +80,18 @@ def test_cli_train_then_detect(tmp_path):
     assert (det["period"] == 2).all() and len(det) > 100
     assert det["credibility"].between(0, 1).all() and np.isfinite(det["cae_score"]).all()
     assert "Features that moved" in res.output or not det["cae_flag"].any()
+
+
+def test_lab_refuses_without_packages_and_names_the_apt_line(tmp_path, monkeypatch):
+    from tidewise.traffic import netns
+
+    real = netns.find_tool
+    monkeypatch.setattr(netns, "find_tool", lambda name: None if name in ("vsftpd", "tcpdump") else real(name))
+    problems = netns.missing_requirements()
+    assert any("apt-get install -y" in p and "tcpdump" in p and "vsftpd" in p for p in problems)
+    res = CliRunner().invoke(traffic_app, ["lab", "--out", str(tmp_path / "lab")])
+    assert res.exit_code == 2
+    assert "apt-get install -y" in res.output and not (tmp_path / "lab" / "period0.pcap").exists()
 
 
 @pytest.mark.lab

@@ -80,7 +80,7 @@ def flows(lab_dir: Path = typer.Argument(..., help="a `traffic lab` output direc
 
 @traffic_app.command()
 def train(out: Path = typer.Option(Path("runs/traffic-model"), help="bundle directory"),
-          flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP), seq_epochs: int = 15,
+          flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP), seq_epochs: int = 50,
           cae_epochs: int = 25, trees: int = 100, seed: int = 0) -> None:
     """Fit LightGBM, the GRU, the contrastive-AE detector and conformal calibration on period 0's oldest flows."""
     from tidewise.traffic.evaluate import EvalConfig
@@ -130,7 +130,7 @@ def detect(model: Path = typer.Option(Path("runs/traffic-model"), help="bundle f
 def evaluate(flows: Optional[Path] = typer.Option(None, help=FLOWS_HELP),
              out: Path = typer.Option(Path("runs/traffic"), help="directory for evaluation.json and report.html"),
              subsample: float = typer.Option(1.0, min=0.01, max=1.0, help="fraction of flows (fast checks)"),
-             seq_epochs: int = 15, cae_epochs: int = 25, trees: int = 100, window: int = 150, seed: int = 0) -> None:
+             seq_epochs: int = 50, cae_epochs: int = 25, trees: int = 100, window: int = 150, seed: int = 0) -> None:
     """Temporal evaluation: per-period curve + AUT, robust features, retraining, drift detection, held-out app."""
     import torch
 

@@ -72,7 +72,7 @@ class SequenceConfig:
     context: int = SPLT_N
     d_model: int = 32
     n_layers: int = 1
-    epochs: int = 20
+    epochs: int = 50
     batch_size: int = 128
     lr: float = 3e-3
     seed: int = 0
@@ -114,7 +114,7 @@ def _per_sample_ce(logits, y):
 class SequenceClassifier:
     """Small GRU on the first T packets, trained by tidewise.training.trainer.Trainer."""
 
-    def __init__(self, epochs: int = 20, d_model: int = 32, seed: int = 0) -> None:
+    def __init__(self, epochs: int = 50, d_model: int = 32, seed: int = 0) -> None:
         self.epochs, self.d_model, self.seed = epochs, d_model, seed
 
     def fit(self, df: pd.DataFrame, y: np.ndarray, val_df: pd.DataFrame | None = None,

@@ -95,8 +95,6 @@ class ContrastiveAEDetector:
         self.threshold, self.epochs, self.latent, self.seed = threshold, epochs, latent, seed
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> "ContrastiveAEDetector":
-        import torch
-
         from tidewise.training.trainer import TrainConfig, Trainer
 
         self.scaler_ = FlowScaler().fit(X)
@@ -125,7 +123,6 @@ class ContrastiveAEDetector:
         self.feat_mad_ = np.stack([np.maximum(_MAD_TO_SIGMA * np.median(np.abs(Z[codes == k] - self.feat_med_[k]),
                                                                           axis=0), 0.25)
                                    for k in range(len(self.classes_))])
-        del torch
         return self
 
     def _latent(self, Z: np.ndarray) -> np.ndarray:  # (N, F) -> (N, D)

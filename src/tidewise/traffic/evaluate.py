@@ -29,7 +29,7 @@ class EvalConfig:
     cae_quantile: float = 0.95   # CAE threshold = this quantile of calibration scores (~5% false flags)
     conformal_alpha: float = 0.05
     n_estimators: int = 100
-    seq_epochs: int = 15
+    seq_epochs: int = 50
     cae_epochs: int = 25
     subsample: float = 1.0       # < 1: evaluate on a random fraction of flows (fast checks)
     seed: int = 0
@@ -116,7 +116,7 @@ def run_evaluation(df: pd.DataFrame, manifest: dict, cfg: EvalConfig = EvalConfi
     check_no_identity_features(feats)
     split = temporal_split(df, cfg.train_frac, cfg.cal_frac, held_out)
     seg = eval_segments(df, split)
-    steps = [s for s in ["p0-test"] + [f"p{k}" for k in sorted(df["period"].unique()) if k > df["period"].min()]]
+    steps = ["p0-test"] + [f"p{k}" for k in sorted(df["period"].unique()) if k > df["period"].min()]
     tr, cal, te = (split == "train").to_numpy(), (split == "cal").to_numpy(), (split == "test").to_numpy()
     X, y = df[feats], df["app"].to_numpy()
     known = ~df["held_out"].to_numpy()

@@ -178,7 +178,7 @@ def run_lab(cfg: LabConfig, log: Callable[[str], None] = print) -> Path:
                 procs.stop("relay")
                 manifest["segments"].append({"period": period, "environment": cond.name,
                                              "t_start": t0, "t_end": t1, "condition": cond.to_dict()})
-                log(f"period {period} segment {seg} [{cond.name}] {t1 - t0:.0f}s")
+                log(f"period {period} segment {seg} ({cond.name}) {t1 - t0:.0f}s")
                 path.write_text(json.dumps(manifest, indent=1))  # a partial run stays usable
                 seg += 1
             procs.stop("tcpdump", signal.SIGINT)

@@ -9,7 +9,7 @@ import pandas as pd
 
 
 def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
         return "-"
     if isinstance(v, float):
         return f"{v:.3f}"
@@ -25,6 +25,15 @@ def _rich(df: pd.DataFrame, title: str):
     for _, row in df.iterrows():
         t.add_row(*[_fmt(v) for v in row.tolist()])
     return t
+
+
+_COUNTS = ("n", "tp", "fp", "fn", "windows_before", "false_alarms", "windows_after", "detected_after",
+           "delay_flows", "n_drifted_features")
+
+
+def _ints(df: pd.DataFrame) -> pd.DataFrame:
+    """Count columns as nullable integers (a None among them would otherwise print 3.000)."""
+    return df.astype({c: "Int64" for c in _COUNTS if c in df.columns})
 
 
 def result_tables(res: dict) -> dict[str, pd.DataFrame]:
@@ -43,7 +52,7 @@ def result_tables(res: dict) -> dict[str, pd.DataFrame]:
         expl = expl.assign(ks_top_features=expl["ks_top_features"].map(
             lambda fs: ", ".join(f"{f} ({d:.2f})" for f, d in fs[:3])))[
             ["step", "app", "upgrade", "n_drifted_features", "cae_flag_rate", "ks_top_features"]]
-    return {
+    tables = {
         "Accuracy and macro-F1 per period (known classes), with AUT": per_period,
         "Accuracy on the upgraded applications' flows only": up.reset_index(),
         "Per-flow drift detection (positive = upgraded app or held-out app)": det,
@@ -51,6 +60,7 @@ def result_tables(res: dict) -> dict[str, pd.DataFrame]:
         "Per-window detection (onset = first flow of period 1)": pd.DataFrame(res["windows"]),
         "Which features moved, per upgraded app (KS vs its period-0 training flows)": expl,
     }
+    return {k: _ints(v) for k, v in tables.items()}
 
 
 def print_tables(res: dict, console=None) -> None:

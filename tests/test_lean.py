@@ -153,3 +153,18 @@ def test_norm_both_feeds_standardised_and_given_window():
     assert m(x).shape == (2, 8)
     # unlike norm="window", a level shift now reaches the per-token states
     assert (m.token_states(m.normalise(x + 3.0)[0]) - m.token_states(z)).abs().max() > 1e-3
+
+
+def test_forward_flops_grow_linearly_with_context():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(t_len: int) -> int:
+        m = Lean(LeanConfig(F, t_len, d_model=16, n_layers=2, patch_len=4))
+        with FlopCounterMode(display=False) as counter:
+            m(_x(1, t_len))
+        return counter.get_total_flops()
+
+    f128, f256, f512 = flops(128), flops(256), flops(512)
+    assert f128 > 0
+    # every counted op is per token (no token-token interaction), so doubling T doubles the FLOPs
+    assert f256 / f128 == pytest.approx(2.0, rel=0.01) and f512 / f256 == pytest.approx(2.0, rel=0.01)

@@ -124,6 +124,9 @@ class SequenceClassifier:
         self.classes_ = sorted(np.unique(np.asarray(y)).tolist())
         self.config_ = SequenceConfig(n_classes=len(self.classes_), epochs=self.epochs,
                                       d_model=self.d_model, seed=self.seed)
+        import torch
+
+        torch.manual_seed(self.seed)  # the initial weights too, not only the trainer's shuffling
         self.net_ = _build_net(self.config_)
         codes = lambda v: pd.Categorical(np.asarray(v), categories=self.classes_).codes.astype(np.int64)  # noqa: E731
         train = (sequence_inputs(df), codes(y))

@@ -102,6 +102,9 @@ class ContrastiveAEDetector:
         codes = pd.Categorical(np.asarray(y), categories=self.classes_).codes.astype(np.int64)
         Z = self.scaler_.transform(X)
         self.config_ = CAEConfig(n_features=Z.shape[1], latent=self.latent, epochs=self.epochs, seed=self.seed)
+        import torch
+
+        torch.manual_seed(self.seed)  # the initial weights too, not only the trainer's shuffling
         self.net_ = _build_cae(self.config_)
         c = self.config_
         tc = TrainConfig(lr=c.lr, epochs=c.epochs, batch_size=c.batch_size, patience=c.epochs, seed=c.seed,

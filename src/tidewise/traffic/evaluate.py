@@ -67,8 +67,10 @@ def aut(values: list[float]) -> float:
 def _robust_features(X: pd.DataFrame, y: np.ndarray, env: np.ndarray, seed: int):
     from tidewise.drift import RobustFeatureSelector
 
-    sel = RobustFeatureSelector(task="classification", method="ic_stability", min_sign_agreement=1.0,
-                                min_invariance_p=None, min_score=0.5, importance=False, min_env_size=30,
+    # The selector's default gates (IC sign agrees in every environment, equal-slopes test at p=0.01);
+    # importance=False only skips per-environment LightGBM fits that ic_stability does not use.
+    X = X.loc[:, X.nunique() > 1]  # constant in training (e.g. URG/ECE counts): no information to judge
+    sel = RobustFeatureSelector(task="classification", method="ic_stability", importance=False,
                                 seed=seed).fit(X, y, env)
     feats = list(sel.selected_features_)
     if len(feats) < 5:  # never leave the classifier with nothing: fall back to the top 5 by score

@@ -6,6 +6,8 @@ One row per bidirectional flow. Three kinds of columns:
   sizes, directions and inter-arrival times (nfstream's SPLT analysis) as splt_ps_i/splt_dir_i/splt_piat_i;
 - meta (never features): addresses, ports, first-seen time, used only to join labels and order time;
 - labels: app, period, environment, drifted (the app differs from its period-0 variant), held_out.
+
+Shape legend: N flows, T early packets (SPLT length).
 """
 from __future__ import annotations
 

@@ -180,13 +180,17 @@ def forecast(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run folder written by `tidewise evaluate`.")) -> None:
+def report(run_dir: Path = typer.Argument(..., help="A run folder written by `evaluate` or `drift`.")) -> None:
     """(Re)build the self-contained HTML report of a run folder."""
+    from tidewise.report.drift_section import write_drift_report
     from tidewise.report.html import write_report
 
-    if not (run_dir / "metrics.json").exists():
-        _user_error(f"{run_dir}: not a run folder (no metrics.json)")
-    console.print(f"wrote {write_report(run_dir)}")
+    if (run_dir / "metrics.json").exists():
+        console.print(f"wrote {write_report(run_dir)}")
+    elif (run_dir / "drift.json").exists():
+        console.print(f"wrote {write_drift_report(run_dir)}")
+    else:
+        _user_error(f"{run_dir}: not a run folder (no metrics.json or drift.json)")
 
 
 def _frame_table(frame, title: str, digits: int = 3):

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-import pytest
 from synth import make_ohlcv
 
 CLI = [sys.executable, "-m", "tidewise.cli"]

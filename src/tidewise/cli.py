@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -92,6 +93,33 @@ def _run_config(data, models, horizon, test_years, context, price, seed, cost_bp
                      fill=fill, drop_invalid=drop_invalid, model_params=params)
 
 
+def _prepare_with_notes(data: str, cfg):
+    """Load and validate once, print repair notes, and count the folds (for progress totals)."""
+    from tidewise.evaluation.pipeline import prepare
+    from tidewise.evaluation.walk_forward import plan_folds
+
+    prep = prepare(data, cfg)
+    for note in prep.notes:
+        err_console.print(f"[yellow]note:[/] {note}")
+    return prep, len(plan_folds(prep.X.index, cfg.walk_forward()))
+
+
+@contextmanager
+def _progress(label: str, total: int):
+    """A rich progress bar on stderr; yields `step(message)` that advances it by one."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=total)
+
+        def step(msg: str) -> None:
+            bar.update(task, description=msg[:60])
+            bar.advance(task)
+
+        yield step
+
+
 @app.command()
 def evaluate(
     data: str = typer.Option("msft", "--data", "-d", help=DATA_HELP),
@@ -110,29 +138,14 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<data>-<time>)."),
 ) -> None:
     """Walk-forward evaluation: leaderboard of every model and naive baseline, and a run folder."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tidewise.evaluation.pipeline import evaluate as run_evaluate
     from tidewise.report.tables import rich_table
 
     try:
         cfg = _run_config(data, models, horizon, test_years, context, price, seed, cost_bps, fill,
                           drop_invalid, epochs)
-        from tidewise.evaluation.pipeline import prepare
-        from tidewise.evaluation.walk_forward import plan_folds
-
-        prep = prepare(data, cfg)
-        n_folds = len(plan_folds(prep.X.index, cfg.walk_forward()))
-        for note in prep.notes:
-            err_console.print(f"[yellow]note:[/] {note}")
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=err_console, transient=False) as bar:
-            task = bar.add_task("walk-forward", total=n_folds * len(cfg.models) + len(cfg.models))
-
-            def step(msg: str) -> None:
-                bar.update(task, description=msg[:60])
-                bar.advance(task)
-
+        prep, n_folds = _prepare_with_notes(data, cfg)
+        with _progress("walk-forward", n_folds * len(cfg.models) + len(cfg.models)) as step:
             result = run_evaluate(data, cfg, progress=step, prepared=prep)
     except _user_errors() as exc:
         _user_error(_message(exc, data))
@@ -230,7 +243,6 @@ def drift(
 ) -> None:
     """Drift timeline, feature attributions and stability, and three retraining set-ups compared."""
     import pandas as pd
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tidewise.evaluation.drift_analysis import analyze_drift, moved_features, write_drift_json
     from tidewise.evaluation.retraining import DEFAULT_SETUPS, DriftTrigger, evaluate_setups
@@ -240,21 +252,8 @@ def drift(
     try:
         cfg = _run_config(data, [model], horizon, test_years, None, price, seed, 5.0, None, False)
         trigger = DriftTrigger(detector=detector, signal=signal)
-        from tidewise.evaluation.pipeline import prepare
-        from tidewise.evaluation.walk_forward import plan_folds
-
-        prep = prepare(data, cfg)
-        n_folds = len(plan_folds(prep.X.index, cfg.walk_forward()))
-        for note in prep.notes:
-            err_console.print(f"[yellow]note:[/] {note}")
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=err_console, transient=False) as bar:
-            task = bar.add_task("set-ups", total=n_folds * len(DEFAULT_SETUPS) + 1)
-
-            def step(msg: str) -> None:
-                bar.update(task, description=msg[:60])
-                bar.advance(task)
-
+        prep, n_folds = _prepare_with_notes(data, cfg)
+        with _progress("set-ups", n_folds * len(DEFAULT_SETUPS) + 1) as step:
             comparison = evaluate_setups(data, model, config=cfg, trigger=trigger, n_envs=n_envs,
                                          prepared=prep, progress=step)
             step("drift timeline, batch tests, stability")

@@ -172,7 +172,9 @@ def test_robust_setup_records_kept_features_and_masks_the_model(prep):
     for f in run.fits:
         assert 1 <= f["n_features"] == len(f["kept"]) <= prep.X.shape[1]
         assert set(f["selector"]) == set(prep.X.columns)
-        assert all(f["selector"][k].startswith(("kept", "fallback")) for k in f["kept"])
+        assert all("kept" in f["selector"][k] or f["selector"][k].startswith("fallback") for k in f["kept"])
+        # a kept feature is stable for the return or for the log-variance target
+        assert all(f["selector"][k].startswith(("ret:", "fallback")) for k in f["selector"])
     fold = next(iter_walk_forward(prep.X, prep.y, prep.returns, CFG.walk_forward()))
     kept = run.fits[0]["kept"]
     model = FeatureMaskedForecaster(create("linear"), kept).fit(fold)

@@ -99,3 +99,9 @@ def test_garch_qlike_matches_hand_written_arch_fit(msft_run):
 
 def test_registry_names_every_naive_baseline():
     assert set(NAIVE) <= set(MODELS)
+
+
+def test_every_registered_model_is_covered_by_a_shared_round_trip_test():
+    from tidewise.models.registry import NEURAL
+
+    assert set(CLASSICAL) | set(NEURAL) == set(MODELS)

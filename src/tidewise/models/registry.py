@@ -37,6 +37,8 @@ MODELS: dict[str, Callable[..., Forecaster]] = {
     "ewma": _lazy("tidewise.models.volatility", "EWMAVol"),
     # neural zoo and the flagship: one forecaster class, one trainer, the backbone named by `arch`
     **{arch: _lazy("tidewise.training.forecaster", "NeuralForecaster", arch=arch) for arch in NEURAL},
+    # lean's patch length chosen on pre-test validation years only (benchmarks/tune_lean.py, results/tune_lean.json)
+    "lean": _lazy("tidewise.training.forecaster", "NeuralForecaster", arch="lean", patch_len=8),
 }
 
 NAIVE = ("always_up", "majority", "zero_return", "hist_mean", "momentum")

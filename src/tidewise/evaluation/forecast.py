@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tidewise.evaluation.pipeline import RunConfig, prepare
+from tidewise.evaluation.walk_forward import fold_from_rows
 from tidewise.models.base import PRED_COLUMNS, FoldData
 from tidewise.models.registry import create
 
@@ -18,13 +19,8 @@ def forecast_fold(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series, horizon:
     n_val = min(val_rows, len(labelled) // 5)
     val = labelled[len(labelled) - n_val:]
     train = labelled[: max(len(labelled) - n_val - horizon, 0)]
-    y_vis = y.copy()
-    hidden = np.ones(len(y), dtype=bool)
-    hidden[train] = hidden[val] = False
-    y_vis.loc[hidden] = np.nan
-    return FoldData(X=X, y=y_vis, returns=returns, train=train, val=val,
-                    test=np.array([len(X) - 1]), horizon=horizon, fold_id=0,
-                    meta={"purpose": "forecast"})
+    return fold_from_rows(X, y, returns, train, val, np.array([len(X) - 1]), horizon, 0,
+                          {"purpose": "forecast"})
 
 
 def forecast(source: str | Path | pd.DataFrame, config: RunConfig) -> pd.DataFrame:

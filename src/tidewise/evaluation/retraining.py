@@ -34,7 +34,7 @@ import pandas as pd
 from tidewise.drift import MultiFeatureDetector, RobustFeatureSelector, create_detector, ks_test
 from tidewise.drift import make_time_environments
 from tidewise.evaluation.pipeline import Prepared, RunConfig, prepare
-from tidewise.evaluation.walk_forward import iter_walk_forward
+from tidewise.evaluation.walk_forward import fold_from_rows, iter_walk_forward
 from tidewise.models.base import PRED_COLUMNS, FoldData, Forecaster
 from tidewise.models.registry import create
 
@@ -152,13 +152,8 @@ def select_robust(fold: FoldData, n_envs: int = 4, fallback_k: int = 3,
 def masked_fold(prep: Prepared, train: np.ndarray, val: np.ndarray, end: int, test: np.ndarray,
                 horizon: int, fold_id: int, meta: dict[str, Any]) -> FoldData:
     """A FoldData over rows [0, end) whose targets are visible only on ``train`` and ``val``."""
-    visible = np.zeros(end, dtype=bool)
-    visible[train] = True
-    visible[val] = True
-    y = prep.y.iloc[:end].copy()
-    y.loc[~visible] = np.nan
-    return FoldData(X=prep.X.iloc[:end], y=y, returns=prep.returns.iloc[:end], train=train, val=val,
-                    test=test, horizon=horizon, fold_id=fold_id, meta=dict(meta))
+    assert end == int(test[-1]) + 1
+    return fold_from_rows(prep.X, prep.y, prep.returns, train, val, test, horizon, fold_id, meta)
 
 
 def _digest(model: Forecaster) -> str:

@@ -64,6 +64,24 @@ def plan_folds(index: pd.DatetimeIndex, config: WalkForwardConfig) -> list[dict[
     return folds
 
 
+def fold_from_rows(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series, train: np.ndarray,
+                   val: np.ndarray, test: np.ndarray, horizon: int, fold_id: int = 0,
+                   meta: dict | None = None) -> FoldData:
+    """A FoldData over rows [0, test[-1]] whose targets are visible only on `train` and `val`.
+
+    The one place where targets are hidden: walk-forward folds, drift-triggered refits and the
+    next-day forecast all build their folds here.
+    """
+    end = int(test[-1]) + 1
+    visible = np.zeros(end, dtype=bool)
+    visible[train] = True
+    visible[val] = True
+    y_fold = y.iloc[:end].copy()
+    y_fold.loc[~visible] = np.nan
+    return FoldData(X=X.iloc[:end], y=y_fold, returns=returns.iloc[:end], train=train, val=val,
+                    test=test, horizon=horizon, fold_id=fold_id, meta=dict(meta or {}))
+
+
 def iter_walk_forward(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series,
                       config: WalkForwardConfig = WalkForwardConfig()) -> Iterator[FoldData]:
     """Yield one FoldData per test block. Each fold sees rows only up to the end of its test block,
@@ -71,15 +89,8 @@ def iter_walk_forward(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series,
     if not (X.index.equals(y.index) and X.index.equals(returns.index)):
         raise ValueError("X, y and returns must share one index")
     for plan in plan_folds(pd.DatetimeIndex(X.index), config):
-        end = plan["test"][-1] + 1
-        visible = np.zeros(end, dtype=bool)
-        visible[plan["train"]] = True
-        visible[plan["val"]] = True
-        y_fold = y.iloc[:end].copy()
-        y_fold.loc[~visible] = np.nan
-        yield FoldData(X=X.iloc[:end], y=y_fold, returns=returns.iloc[:end],
-                       train=plan["train"], val=plan["val"], test=plan["test"],
-                       horizon=config.horizon, fold_id=plan["fold_id"], meta={"year": plan["year"]})
+        yield fold_from_rows(X, y, returns, plan["train"], plan["val"], plan["test"], config.horizon,
+                             plan["fold_id"], {"year": plan["year"]})
 
 
 def walk_forward(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series,

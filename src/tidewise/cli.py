@@ -21,8 +21,10 @@ console = Console(width=None if sys.stdout.isatty() else 220)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
 
 DATA_HELP = "Embedded dataset name (see `tidewise datasets`) or a CSV/Parquet path."
-SKILL = ("family", "acc", "AUC", "p(acc>up)", "DM p dir", "IC", "IC lo", "IC hi", "R2oos", "DM p ret",
-         "pinball", "cov80", "QLIKE", "DM p var", "Sharpe L/S", "SR lo", "SR hi")
+# Three narrow tables rather than one wide one, so an ordinary terminal shows every number.
+DIRECTION_RETURN = ("acc", "AUC", "p(acc>up)", "DM p dir", "IC", "IC lo", "IC hi", "R2oos", "DM p ret")
+RISK_TRADING = ("pinball", "cov80", "QLIKE", "DM p var", "vol corr", "Sharpe L/S", "SR lo", "SR hi",
+                "maxDD")
 COMPUTE = ("family", "params", "FLOPs/sample", "train s/fold", "ms@b1", "ms/sample@b256", "peak MB")
 
 
@@ -152,8 +154,9 @@ def evaluate(
         return
     run_dir = out or Path("runs") / f"{Path(str(data)).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     result.save(run_dir)
-    console.print(rich_table(result.leaderboard, f"{data}: walk-forward skill "
-                             f"({test_years} test years, h={horizon})", SKILL))
+    title = f"{data}: walk-forward ({test_years} test years, h={horizon})"
+    console.print(rich_table(result.leaderboard, f"{title}: direction and return", DIRECTION_RETURN))
+    console.print(rich_table(result.leaderboard, f"{title}: quantiles, volatility, trading", RISK_TRADING))
     console.print(rich_table(result.leaderboard, "compute (same run)", COMPUTE))
     bh = result.buy_and_hold
     console.print(f"buy & hold: Sharpe {bh['sharpe']:.2f}, annual return {bh['ann_return']:.3f}, "
@@ -312,7 +315,8 @@ def bench(
         return
     for ds, t in table.groupby("dataset", sort=False):
         board = t.set_index("model")[[c for c in SUMMARY_COLUMNS if c in t]]
-        console.print(rich_table(board, f"{ds}: skill", SKILL))
+        console.print(rich_table(board, f"{ds}: skill (direction and return)", DIRECTION_RETURN))
+        console.print(rich_table(board, f"{ds}: skill (quantiles, volatility, trading)", RISK_TRADING))
         console.print(rich_table(board, f"{ds}: compute", COMPUTE))
     console.print(f"wrote {out / 'suite.json'} and {out / 'suite.html'}")
 

@@ -26,3 +26,13 @@ def test_context_series_is_aligned_as_of_each_day():
     prep = prepare("googl", RunConfig(context=("sp500",)))
     assert {"ctx_sp500_ret", "ctx_sp500_mom_21", "ctx_sp500_vol_21"} <= set(prep.X.columns)
     assert prep.X.notna().all().all()
+
+
+def test_models_may_be_a_comma_separated_string_and_h_gt_1_uses_a_block_bootstrap_accuracy_test():
+    df = make_ohlcv(1300, seed=12)
+    res = tidewise.evaluate(df, models="always_up,hist_mean", test_years=1, horizon=5)
+    assert list(res.leaderboard.index) == ["always_up", "hist_mean"]
+    # always-up against itself: every bootstrap replicate has difference 0, so p = 1 exactly
+    assert res.leaderboard.loc["always_up", "p_acc_vs_up"] == 1.0
+    assert 0.0 <= res.leaderboard.loc["hist_mean", "p_acc_vs_up"] <= 1.0
+    assert "ann_vol_ls" in res.leaderboard and res.buy_and_hold["ann_vol"] > 0

@@ -124,3 +124,19 @@ def test_bench_writes_one_table_json_and_html(tmp_path):
     assert all("params" in r and "qlike" in r for r in rows)
     assert (out / "suite.html").exists() and (out / "googl" / "report.html").exists()
     assert "googl: skill" in res.stdout and "sp500: compute" in res.stdout
+
+
+def test_a_context_series_that_ends_early_is_refused_not_held_flat(tmp_path):
+    res = run("evaluate", "--data", "googl", "--context", "msft", "-m", "linear", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and "msft" in line and "stale" in line and "2017-11-10" in line
+
+
+def test_short_history_runs_with_a_smaller_min_train_rows(tmp_path):
+    path = _csv(tmp_path, _good(3 * 252), "short3y.csv", index=False)
+    res = run("evaluate", "--data", str(path), "-m", "always_up", "--test-years", "1", "--out", str(tmp_path / "a"))
+    assert res.returncode == 2 and "--min-train-rows" in res.stderr
+    res = run("evaluate", "--data", str(path), "-m", "always_up,garch", "--test-years", "1",
+              "--min-train-rows", "200", "--out", str(tmp_path / "b"))
+    assert res.returncode == 0, res.stderr

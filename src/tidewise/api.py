@@ -11,6 +11,8 @@ from tidewise.evaluation.pipeline import DEFAULT_MODELS, EvaluationResult, RunCo
 
 def _config(data: Any, models: Iterable[str] | None, **kwargs: Any) -> RunConfig:
     name = data if isinstance(data, (str, Path)) else "<DataFrame>"
+    if isinstance(models, str):  # "lgbm,garch" or "lgbm", as on the command line
+        models = [m.strip() for m in models.split(",") if m.strip()]
     if "context" in kwargs and isinstance(kwargs["context"], str):
         kwargs["context"] = (kwargs["context"],)
     return RunConfig(data=str(name), models=tuple(models or DEFAULT_MODELS), **kwargs)

@@ -43,11 +43,11 @@ def _message(exc: Exception, data: str) -> str:
 
 
 def _user_errors():
-    """Exceptions that are the user's input, not our bug."""
+    """Exceptions that are the user's input, not our bug (anything else keeps its traceback)."""
     from tidewise.data import DataError
     from tidewise.evaluation.walk_forward import NotEnoughData
 
-    return (DataError, NotEnoughData, KeyError, FileNotFoundError, ValueError)
+    return (DataError, NotEnoughData, FileNotFoundError)
 
 
 def _models(models: Optional[List[str]]) -> tuple[str, ...]:
@@ -81,18 +81,20 @@ def datasets() -> None:
 
 
 def _run_config(data, models, horizon, test_years, context, price, seed, cost_bps, fill, drop_invalid,
-                epochs=None):
+                epochs=None, min_train_rows=500):
     from tidewise.evaluation.pipeline import RunConfig
-    from tidewise.models.registry import MODELS
+    from tidewise.models.registry import NEURAL
 
+    if price not in ("adj", "raw"):
+        _user_error(f"--price must be adj or raw, not {price!r}")
+    if fill not in (None, "ffill"):
+        _user_error(f"--fill must be ffill (or omitted), not {fill!r}")
     names = _models(models)
-    params = {}
-    if epochs is not None:
-        neural = {n for n in names if MODELS[n].__qualname__.startswith("NeuralForecaster")}
-        params = {n: {"epochs": epochs} for n in neural}
+    params = {n: {"epochs": epochs} for n in names if n in NEURAL} if epochs is not None else {}
     return RunConfig(data=str(data), models=names, horizon=horizon, test_years=test_years,
                      context=tuple(context or ()), price=price, seed=seed, cost_bps=cost_bps,
-                     fill=fill, drop_invalid=drop_invalid, model_params=params)
+                     fill=fill, drop_invalid=drop_invalid, model_params=params,
+                     min_train_rows=min_train_rows)
 
 
 def _prepare_with_notes(data: str, cfg):
@@ -137,6 +139,7 @@ def evaluate(
     fill: Optional[str] = typer.Option(None, help="Explicit repair: 'ffill' fills NaN/inf cells."),
     drop_invalid: bool = typer.Option(False, help="Explicit repair: drop rows failing validation."),
     epochs: Optional[int] = typer.Option(None, help="Override epochs for neural models."),
+    min_train_rows: int = typer.Option(500, min=50, help="Fewest training rows a fold may have."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<data>-<time>)."),
 ) -> None:
     """Walk-forward evaluation: leaderboard of every model and naive baseline, and a run folder."""
@@ -145,7 +148,7 @@ def evaluate(
 
     try:
         cfg = _run_config(data, models, horizon, test_years, context, price, seed, cost_bps, fill,
-                          drop_invalid, epochs)
+                          drop_invalid, epochs, min_train_rows)
         prep, n_folds = _prepare_with_notes(data, cfg)
         with _progress("walk-forward", n_folds * len(cfg.models) + len(cfg.models)) as step:
             result = run_evaluate(data, cfg, progress=step, prepared=prep)
@@ -160,7 +163,7 @@ def evaluate(
     console.print(rich_table(result.leaderboard, "compute (same run)", COMPUTE))
     bh = result.buy_and_hold
     console.print(f"buy & hold: Sharpe {bh['sharpe']:.2f}, annual return {bh['ann_return']:.3f}, "
-                  f"max drawdown {bh['max_drawdown']:.3f}")
+                  f"annual vol {bh['ann_vol']:.3f}, max drawdown {bh['max_drawdown']:.3f}")
     console.print(f"run folder: {run_dir}  (report: {run_dir / 'report.html'})  "
                   f"time: {result.seconds:.1f} s")
 
@@ -254,7 +257,10 @@ def drift(
 
     try:
         cfg = _run_config(data, [model], horizon, test_years, None, price, seed, 5.0, None, False)
-        trigger = DriftTrigger(detector=detector, signal=signal)
+        try:
+            trigger = DriftTrigger(detector=detector, signal=signal)
+        except ValueError as exc:  # an unknown --detector or --signal is the user's input
+            _user_error(str(exc))
         prep, n_folds = _prepare_with_notes(data, cfg)
         with _progress("set-ups", n_folds * len(DEFAULT_SETUPS) + 1) as step:
             comparison = evaluate_setups(data, model, config=cfg, trigger=trigger, n_envs=n_envs,

@@ -58,15 +58,14 @@ class Prepared:
 
 def prepare(source: str | Path | pd.DataFrame, config: RunConfig) -> Prepared:
     """Load and validate the data, align market context as of each day, build features/targets."""
-    from tidewise.data import asof_align, load_context, load_ohlcv
+    from tidewise.data import load_ohlcv
 
     notes: list[str] = []
     ohlcv = load_ohlcv(source, price=config.price, fill=config.fill,
                        drop_invalid=config.drop_invalid, notes=notes)
     context = None
     if config.context:
-        context = pd.concat([asof_align(ohlcv.index, load_context(c), name=Path(str(c)).stem)
-                             for c in config.context], axis=1)
+        context = pd.concat([_aligned_context(ohlcv, c, config.price) for c in config.context], axis=1)
     X = build_features(ohlcv, context, FeatureConfig())
     y = build_targets(ohlcv["close"], config.horizon)
     returns = log_returns(ohlcv["close"])
@@ -74,11 +73,34 @@ def prepare(source: str | Path | pd.DataFrame, config: RunConfig) -> Prepared:
     incomplete = np.flatnonzero(~complete)
     first = int(incomplete[-1]) + 1 if len(incomplete) else 0
     if first >= len(X):
-        raise ValueError("no row has every feature (series too short for the rolling windows)")
+        from tidewise.evaluation.walk_forward import NotEnoughData
+
+        raise NotEnoughData("no row has every feature (series too short for the rolling windows)")
     if first > FeatureConfig().volume_window + 1:
         notes.append(f"features incomplete before {X.index[first].date()} (late-starting context): "
                      "evaluation uses rows from there on")
     return Prepared(ohlcv, X.iloc[first:], y.iloc[first:], returns.iloc[first:], notes)
+
+
+# An as-of value older than this (calendar days) is stale: the context series has a hole or has
+# ended, and carrying its last value forward would feed the model a flat, made-up series.
+MAX_CONTEXT_STALENESS_DAYS = 7
+
+
+def _aligned_context(ohlcv: pd.DataFrame, source: str, price: str) -> pd.DataFrame:
+    from tidewise.data import DataError, asof_align, load_context
+
+    name = Path(str(source)).stem
+    aligned = asof_align(ohlcv.index, load_context(source, price=price), name=name, with_source_date=True)
+    age = (pd.Series(ohlcv.index, index=ohlcv.index) - aligned["source_date"]).dt.days
+    stale = np.flatnonzero((age > MAX_CONTEXT_STALENESS_DAYS).to_numpy())
+    if len(stale):
+        t = ohlcv.index[stale[0]]
+        raise DataError(str(source), f"context has no value within {MAX_CONTEXT_STALENESS_DAYS} days of "
+                        f"{t.date()} (last one {aligned['source_date'].iloc[stale[0]].date()}); "
+                        f"{len(stale)} target day(s) would get a stale value. Use a context series that "
+                        "covers the target's dates")
+    return aligned.drop(columns="source_date")
 
 
 def _next_return(prep: Prepared) -> pd.Series:

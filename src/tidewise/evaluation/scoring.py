@@ -34,14 +34,37 @@ def trading_signal(frame: pd.DataFrame) -> pd.Series | None:
     return None
 
 
+def hits(frame: pd.DataFrame) -> pd.Series:
+    """1 where the direction call (p_up > 0.5) was right, 0 where wrong, NaN where there was no call."""
+    return ((frame["p_up"] > 0.5) == (frame["y_dir"] > 0)).astype(float).where(frame["p_up"].notna())
+
+
+def accuracy_vs_up_p(frame: pd.DataFrame, horizon: int, n_boot: int, seed: int) -> float:
+    """One-sided p-value that accuracy beats always-up on the same days.
+
+    h = 1: exact binomial test. h > 1: overlapping labels are autocorrelated, so the binomial's
+    independence assumption fails; use a block bootstrap (block = 5h) of the daily hit difference
+    (model hit - always-up hit), p = share of replicates with mean difference <= 0.
+    """
+    correct = hits(frame)
+    if horizon == 1:
+        return S.accuracy_vs_always_up(correct, frame["y_dir"])["p_value"]
+    diff = (correct - (frame["y_dir"] > 0).astype(float)).dropna().to_numpy()
+    if len(diff) < 2:
+        return float("nan")
+    from arch.bootstrap import StationaryBootstrap
+
+    reps = StationaryBootstrap(5 * horizon, diff, seed=seed).apply(lambda d: np.atleast_1d(d.mean()), n_boot)
+    return float(np.mean(reps[:, 0] <= 0.0))
+
+
 def score_model(frame: pd.DataFrame, *, cost_bps: float = 5.0, n_boot: int = 300,
-                seed: int = 0) -> dict[str, float]:
+                seed: int = 0, horizon: int = 1) -> dict[str, float]:
     """Every skill metric for one model's test predictions (rows sorted by date)."""
     row: dict[str, float] = {}
     if frame["p_up"].notna().any():
         row.update(M.direction_metrics(frame["y_dir"], frame["p_up"]))
-        correct = ((frame["p_up"] > 0.5) == (frame["y_dir"] > 0)).astype(float)
-        row["p_acc_vs_up"] = S.accuracy_vs_always_up(correct, frame["y_dir"])["p_value"]
+        row["p_acc_vs_up"] = accuracy_vs_up_p(frame, horizon, n_boot, seed)
     if frame["ret"].notna().any():
         row.update(M.return_metrics(frame["y_ret"], frame["ret"]))
         row["ic_lo"], row["ic_hi"] = S.ic_ci(frame["y_ret"], frame["ret"], n_boot=n_boot, seed=seed)
@@ -57,6 +80,7 @@ def score_model(frame: pd.DataFrame, *, cost_bps: float = 5.0, n_boot: int = 300
             tm = T.trading_metrics(ledger["net"], ledger["position"])
             row[f"sharpe_{tag}"] = tm["sharpe"]
             row[f"ann_return_{tag}"] = tm["ann_return"]
+            row[f"ann_vol_{tag}"] = tm["ann_vol"]
             row[f"max_dd_{tag}"] = tm["max_drawdown"]
             row[f"turnover_{tag}"] = tm["turnover"]
         lo, hi = S.sharpe_ci(T.strategy_returns(signal, frame["next_ret"], cost_bps=cost_bps),
@@ -104,7 +128,8 @@ def leaderboard(predictions: pd.DataFrame, compute: dict[str, dict[str, Any]], h
     rows = {}
     for model, frame in predictions.groupby("model", sort=False):
         rows[model] = {"family": families.get(model, ""),
-                       **score_model(frame.sort_values("date"), cost_bps=cost_bps, seed=seed),
+                       **score_model(frame.sort_values("date"), cost_bps=cost_bps, seed=seed,
+                                     horizon=horizon),
                        **compute.get(model, {})}
     board = pd.DataFrame.from_dict(rows, orient="index")
     board.index.name = "model"
@@ -115,7 +140,7 @@ def buy_and_hold_row(predictions: pd.DataFrame, cost_bps: float = 5.0) -> dict[s
     one = predictions.drop_duplicates("date").sort_values("date").set_index("date")["next_ret"]
     ledger = T.backtest(pd.Series(1.0, index=one.index), one, mode="long_flat", cost_bps=cost_bps)
     tm = T.trading_metrics(ledger["net"], ledger["position"])
-    return {"sharpe": tm["sharpe"], "ann_return": tm["ann_return"], "max_drawdown": tm["max_drawdown"]}
+    return {k: tm[k] for k in ("sharpe", "ann_return", "ann_vol", "max_drawdown", "turnover")}
 
 
 def per_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +150,7 @@ def per_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"model": model, "fold": int(fold),
                                "year": int(pd.Timestamp(f["date"].iloc[0]).year)}
         if f["p_up"].notna().any():
-            row["accuracy"] = float(((f["p_up"] > 0.5) == (f["y_dir"] > 0)).mean())
+            row["accuracy"] = float(hits(f).mean())
         if f["ret"].notna().any():
             row["ic"] = M.return_metrics(f["y_ret"], f["ret"])["ic"]
         if f["var"].notna().any():

@@ -58,7 +58,8 @@ def plan_folds(index: pd.DatetimeIndex, config: WalkForwardConfig) -> list[dict[
         if len(train) < config.min_train_rows:
             raise NotEnoughData(
                 f"fold for test year {year} has {len(train)} training rows after purging, "
-                f"need at least {config.min_train_rows} (use fewer --test-years or more data)")
+                f"need at least {config.min_train_rows} (use fewer --test-years, a smaller "
+                f"--min-train-rows, or more data)")
         assert (len(val) == 0 or val[-1] + h < test[0]) and (len(train) == 0 or train[-1] + h < val[0])
         folds.append({"fold_id": fold_id, "year": int(year), "train": train, "val": val, "test": test})
     return folds

@@ -15,7 +15,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("pinball", "pinball", ".5f"), ("coverage_10_90", "cov80", ".3f"),
     ("qlike", "QLIKE", ".4f"), ("dm_var_p", "DM p var", ".3f"), ("vol_corr", "vol corr", ".3f"),
     ("sharpe_ls", "Sharpe L/S", ".2f"), ("sharpe_ls_lo", "SR lo", ".2f"), ("sharpe_ls_hi", "SR hi", ".2f"),
-    ("sharpe_lf", "Sharpe L/F", ".2f"), ("max_dd_ls", "maxDD", ".2f"), ("turnover_ls", "turnover", ".3f"),
+    ("ann_vol_ls", "vol L/S", ".3f"), ("sharpe_lf", "Sharpe L/F", ".2f"), ("max_dd_ls", "maxDD", ".2f"), ("turnover_ls", "turnover", ".3f"),
     ("params", "params", ",.0f"), ("flops_per_sample", "FLOPs/sample", ",.0f"),
     ("train_s_per_fold", "train s/fold", ".2f"), ("latency_ms_b1", "ms@b1", ".3f"),
     ("latency_ms_b256", "ms/sample@b256", ".4f"), ("peak_mem_mb", "peak MB", ".1f"),

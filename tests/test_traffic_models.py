@@ -152,3 +152,18 @@ def test_relay_keeps_bytes_in_order_and_adds_delay():
     payload, got, elapsed = asyncio.run(main())
     assert got == payload
     assert elapsed >= 0.06  # two relay hops of >= 30 ms each
+
+
+def test_window_tests_run_every_batch_test_including_psi():
+    import numpy as np
+
+    from tidewise.traffic.detect import window_tests
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(rng.normal(size=(600, 3)), columns=list("abc"))
+    stream = pd.DataFrame(rng.normal(size=(300, 3)), columns=list("abc"))
+    stream.loc[150:, "b"] += 3.0  # the second window drifts in feature b
+    for test in ("ks", "psi"):
+        win = window_tests(ref, stream, 150, test)
+        assert list(win["drifted"]) == [False, True], test
+        assert "b" in win["features"].iloc[1]

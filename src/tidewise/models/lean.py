@@ -22,7 +22,7 @@ Design, and why:
 
 Measured (benchmarks/scaling.py, CPU, d_model 64, 2 layers, batch 8): forward FLOPs per sample at
 T=512 are 12.9% of the vanilla Transformer's (50% without patching, patch_len=1); forward+backward
-time grows as T^0.91 from 512 to 4096 (Transformer T^1.7-1.8). On validation slices (6 folds of
+time grows as T^0.95 from 512 to 4096 (Transformer T^1.78) on an idle machine. On validation slices (6 folds of
 msft, sp500, googl) norm="window" gave the best mean direction AUC on 2 of 3 series, with QLIKE
 within noise of "both" and "none", so it stays the default.
 

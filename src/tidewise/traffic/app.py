@@ -108,6 +108,9 @@ def detect(model: Path = typer.Option(Path("runs/traffic-model"), help="bundle f
     df, _ = load_flow_table(flows)
     if period is not None:
         df = df[df["period"] == period].reset_index(drop=True)
+    if df.empty:
+        console.print(f"[red]error:[/red] no flows{'' if period is None else f' in period {period}'}")
+        raise typer.Exit(2)
     res, win = detect_with_bundle(model, df, window=window)
     keys = [k for k in ("period", "app") if k in res]
     if keys:

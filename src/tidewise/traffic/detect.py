@@ -223,7 +223,8 @@ def window_tests(ref: pd.DataFrame, stream: pd.DataFrame, window: int, test: str
     rows = []
     for start in range(0, len(stream) - window + 1, window):
         cur = stream.iloc[start:start + window]
-        res = run_batch_test(test, ref, cur, alpha=alpha, **kwargs)
+        # PSI flags by a threshold, not a significance level, so it takes no alpha
+        res = run_batch_test(test, ref, cur, **({} if test == "psi" else {"alpha": alpha}), **kwargs)
         rows.append({"start": start, "end": start + window, "drifted": bool(res.drifted),
                      "statistic": res.statistic, "p_value": res.p_value,
                      "features": ", ".join(res.drifted_features[:5]) if test != "mmd"

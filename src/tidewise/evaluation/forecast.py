@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tidewise.evaluation.pipeline import RunConfig, prepare
-from tidewise.evaluation.walk_forward import fold_from_rows
+from tidewise.evaluation.walk_forward import fold_from_rows, split_fit_rows
 from tidewise.models.base import PRED_COLUMNS, FoldData
 from tidewise.models.registry import create
 
@@ -15,10 +15,7 @@ from tidewise.models.registry import create
 def forecast_fold(X: pd.DataFrame, y: pd.DataFrame, returns: pd.Series, horizon: int,
                   val_rows: int) -> FoldData:
     """Train on every row whose label is known (purged before a validation tail), predict the last row."""
-    labelled = np.flatnonzero(y["ret"].notna().to_numpy())
-    n_val = min(val_rows, len(labelled) // 5)
-    val = labelled[len(labelled) - n_val:]
-    train = labelled[: max(len(labelled) - n_val - horizon, 0)]
+    train, val = split_fit_rows(np.flatnonzero(y["ret"].notna().to_numpy()), val_rows, horizon)
     return fold_from_rows(X, y, returns, train, val, np.array([len(X) - 1]), horizon, 0,
                           {"purpose": "forecast"})
 

@@ -34,7 +34,7 @@ import pandas as pd
 from tidewise.drift import MultiFeatureDetector, RobustFeatureSelector, create_detector, ks_test
 from tidewise.drift import make_time_environments
 from tidewise.evaluation.pipeline import Prepared, RunConfig, prepare
-from tidewise.evaluation.walk_forward import fold_from_rows, iter_walk_forward
+from tidewise.evaluation.walk_forward import fold_from_rows, iter_walk_forward, split_fit_rows
 from tidewise.models.base import PRED_COLUMNS, FoldData, Forecaster
 from tidewise.models.registry import create
 
@@ -324,12 +324,10 @@ class _Runner:
         fit = np.arange(0, t - h + 1)
         if wf.max_train_rows:
             fit = fit[-wf.max_train_rows:]
-        n_val = min(wf.val_rows, len(fit) // 5)
-        val = fit[len(fit) - n_val:]
-        train = fit[: max(len(fit) - n_val - h, 0)]
+        train, val = split_fit_rows(fit, wf.val_rows, h)
         if len(train) < wf.min_train_rows:
             return None
-        assert max(train[-1], val[-1] if n_val else 0) + h <= t  # every label used is known on day t
+        assert max(train[-1], val[-1] if len(val) else 0) + h <= t  # every label used is known on day t
         return masked_fold(self.prep, train, val, fold.test[-1] + 1, fold.test, h, fold.fold_id,
                            fold.meta)
 

@@ -36,6 +36,15 @@ class NotEnoughData(ValueError):
     """Too few rows or years for the requested folds (the CLI turns this into a one-line error)."""
 
 
+def split_fit_rows(fit: np.ndarray, val_rows: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): the last `val_rows` fit rows (at most a fifth) become the early-stopping tail,
+    and the h rows before it are purged so no training label reaches into it."""
+    n_val = min(val_rows, len(fit) // 5)
+    val = fit[len(fit) - n_val:]
+    train = fit[: max(len(fit) - n_val - horizon, 0)]
+    return train, val
+
+
 def plan_folds(index: pd.DatetimeIndex, config: WalkForwardConfig) -> list[dict[str, np.ndarray]]:
     """Row positions of every fold, without touching any data values."""
     h = config.horizon
@@ -52,9 +61,7 @@ def plan_folds(index: pd.DatetimeIndex, config: WalkForwardConfig) -> list[dict[
         fit = before[: max(len(before) - h, 0)]                      # purge before test
         if config.max_train_rows:
             fit = fit[-config.max_train_rows:]
-        n_val = min(config.val_rows, len(fit) // 5)
-        val = fit[len(fit) - n_val:]
-        train = fit[: max(len(fit) - n_val - h, 0)]                  # purge before val
+        train, val = split_fit_rows(fit, config.val_rows, h)        # purge before val
         if len(train) < config.min_train_rows:
             raise NotEnoughData(
                 f"fold for test year {year} has {len(train)} training rows after purging, "

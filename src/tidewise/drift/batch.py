@@ -304,4 +304,3 @@ def psi(ref: Any, cur: Any, bins: int = 10, threshold: float = 0.2, eps: float =
                    threshold=threshold, bins=bins)
 
 
-BATCH_TESTS = {"ks": ks_test, "mmd": mmd_test, "classifier": classifier_test, "psi": psi}

@@ -32,7 +32,6 @@ class StreamDetector:
     """
 
     name: ClassVar[str] = "base"
-    binary_input: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self._params: dict[str, Any] = dict(params)
@@ -207,7 +206,6 @@ class DDMDetector(StreamDetector):
     """
 
     name = "ddm"
-    binary_input = True
 
     def __init__(
         self, warm_start: int = 30, warning_threshold: float = 2.0, drift_threshold: float = 3.0

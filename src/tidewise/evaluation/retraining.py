@@ -287,8 +287,6 @@ class _Runner:
         seg_start, last_fit, fit_rows = test[0], test[0] - 1, fold.fit_rows
         for t in test[:-1]:  # a firing on the block's last day would predict nothing
             if tr.signal == "features":
-                if t < seg_start:
-                    continue
                 cols, mu, sd = how
                 z = (p.X.iloc[t][cols].to_numpy(float) - mu) / sd
                 det.update(z)

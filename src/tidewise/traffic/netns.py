@@ -135,7 +135,6 @@ class LabNetwork:
 
     def destroy(self) -> None:
         for ns in (self.server_ns, self.client_ns):
-            sh(["ip", "netns", "pids", ns], check=False)
             out = sh(["ip", "netns", "pids", ns], check=False).stdout.split()
             for pid in out:  # anything still alive in our namespaces is ours
                 try:

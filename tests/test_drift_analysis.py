@@ -21,7 +21,7 @@ from tidewise.evaluation.drift_analysis import (
     moved_features,
     write_drift_json,
 )
-from tidewise.evaluation.pipeline import RunConfig, prepare
+from tidewise.evaluation.pipeline import RunConfig
 from tidewise.report.drift_section import drift_sections, write_drift_report
 
 CHANGE = pd.Timestamp("2014-01-02")
